@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Set up (or reuse) a local virtual environment and run a medsr job.
+#   bash dev.sh demo   set up, then run the main job on the bundled sample data
+#   bash dev.sh test   set up, then run the test suite, ruff and mypy
+#   bash dev.sh setup  set up only
+# The environment lives in .venv (override with MEDSR_VENV). torch is pinned so
+# pip takes the CPU build rather than a multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+TORCH_PIN="torch==2.13.0"
+VENV="${MEDSR_VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+
+setup() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        "$PYTHON" -m venv "$VENV"
+    fi
+    local stamp="$VENV/.medsr-installed"
+    local want
+    want="$(cat pyproject.toml dev.sh | sha256sum | cut -d' ' -f1)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$TORCH_PIN"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$TORCH_PIN" -e ".[dev]"
+        echo "$want" > "$stamp"
+    fi
+}
+
+cmd="${1:-demo}"
+shift || true
+case "$cmd" in
+    setup)
+        setup
+        ;;
+    demo)
+        setup
+        "$VENV/bin/medsr" demo "$@"
+        ;;
+    test)
+        setup
+        export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+        "$VENV/bin/python" -m pytest "$@"
+        "$VENV/bin/ruff" check src tests benchmarks scripts
+        "$VENV/bin/ruff" format --check src tests benchmarks scripts
+        "$VENV/bin/mypy"
+        ;;
+    *)
+        echo "usage: bash dev.sh [demo|test|setup] [args...]" >&2
+        exit 2
+        ;;
+esac

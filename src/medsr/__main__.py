@@ -1,0 +1,5 @@
+"""Allow ``python -m medsr`` (and ``torchrun -m medsr``)."""
+
+from medsr.cli import main
+
+raise SystemExit(main())
