@@ -1,0 +1,589 @@
+"""DICOM: single files, multi-frame files and series folders, read and written as derived images.
+
+Reading applies the modality LUT (RescaleSlope/Intercept, so CT is in HU),
+inverts MONOCHROME1 in the stored domain (so bright means dense), and reduces
+RGB, YBR and palette colour (ultrasound) to grey by luminance
+0.299 R + 0.587 G + 0.114 B, rounded to integers. Geometry comes from
+ImagePositionPatient/ImageOrientationPatient/PixelSpacing, from the enhanced
+functional groups, from ImagerPixelSpacing (radiographs) or from the
+ultrasound region calibration.
+
+Writing encodes pixels back to the stored representation (inverse rescale,
+MONOCHROME1 re-inverted, clipped to the stored range) as uncompressed
+Explicit VR Little Endian, with new SOP Instance and Series UIDs,
+ImageType DERIVED\\SECONDARY, and Rows/Columns/PixelSpacing/positions
+updated to the new grid. Patient and study are kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from medsr.errors import InputError
+from medsr.image import MedicalImage, Modality, SourceInfo
+from medsr.io.core import atomic_dir, atomic_path
+
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+#: CT values below this are padding outside the field of view; they are read as this value.
+CT_AIR_FLOOR_HU = -1024.0
+
+
+# ----------------------------------------------------------------------------- reading
+def _dcmread(path: Path, stop_before_pixels: bool = False) -> Dataset:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+    except InvalidDicomError:
+        raise InputError(path, "not a DICOM file (no DICM preamble and no valid header)") from None
+    except (EOFError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(path, f"unreadable DICOM file ({_short(exc)})") from None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
+
+
+def _functional_item(ds: Dataset, sequence: str, frame: int = 0) -> Dataset | None:
+    """The first item of ``sequence`` in the per-frame group for ``frame``, else the shared group."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is not None and len(per_frame) > frame:
+        seq = per_frame[frame].get(sequence)
+        if seq:
+            return seq[0]
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    if shared:
+        seq = shared[0].get(sequence)
+        if seq:
+            return seq[0]
+    return None
+
+
+def _rescale(ds: Dataset) -> tuple[float, float]:
+    if "RescaleSlope" in ds or "RescaleIntercept" in ds:
+        return float(ds.get("RescaleSlope", 1.0) or 1.0), float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    item = _functional_item(ds, "PixelValueTransformationSequence")
+    if item is not None:
+        return float(item.get("RescaleSlope", 1.0) or 1.0), float(item.get("RescaleIntercept", 0.0) or 0.0)
+    return 1.0, 0.0
+
+
+def _valid_pair(value: Any) -> tuple[float, float] | None:
+    """Two positive spacings, or None (some files carry an empty value or 0\\0)."""
+    if value is None or len(value) != 2:
+        return None
+    first, second = float(value[0]), float(value[1])
+    return (first, second) if first > 0 and second > 0 else None
+
+
+def _pixel_spacing(ds: Dataset) -> tuple[float, float] | None:
+    """(row spacing, column spacing) in mm, from whichever attribute the file carries."""
+    measures = _functional_item(ds, "PixelMeasuresSequence")
+    for value in (
+        ds.get("PixelSpacing"),
+        measures.get("PixelSpacing") if measures is not None else None,
+        ds.get("ImagerPixelSpacing"),
+    ):
+        pair = _valid_pair(value)
+        if pair is not None:
+            return pair
+    regions = ds.get("SequenceOfUltrasoundRegions")
+    if regions:
+        region = regions[0]
+        # PhysicalUnits 3 = cm; deltas are per pixel
+        if region.get("PhysicalUnitsXDirection") == 3 and region.get("PhysicalUnitsYDirection") == 3:
+            return abs(float(region.PhysicalDeltaY)) * 10.0, abs(float(region.PhysicalDeltaX)) * 10.0
+    return None
+
+
+def _orientation(ds: Dataset, frame: int = 0) -> np.ndarray | None:
+    value = ds.get("ImageOrientationPatient")
+    if value is None:
+        item = _functional_item(ds, "PlaneOrientationSequence", frame)
+        value = item.get("ImageOrientationPatient") if item is not None else None
+    if value is None or len(value) != 6:
+        return None
+    return np.asarray([float(v) for v in value]).reshape(2, 3)
+
+
+def _position(ds: Dataset, frame: int = 0) -> np.ndarray | None:
+    item = _functional_item(ds, "PlanePositionSequence", frame)
+    if item is not None and item.get("ImagePositionPatient") is not None:
+        return np.asarray([float(v) for v in item.ImagePositionPatient])
+    if ds.get("ImagePositionPatient") is not None and len(ds.ImagePositionPatient) == 3:
+        return np.asarray([float(v) for v in ds.ImagePositionPatient])
+    return None
+
+
+def _slice_thickness(ds: Dataset) -> float | None:
+    for source in (ds, _functional_item(ds, "PixelMeasuresSequence")):
+        if source is None:
+            continue
+        for key in ("SpacingBetweenSlices", "SliceThickness"):
+            value = source.get(key)
+            if value not in (None, "") and float(value) > 0:
+                return float(value)
+    return None
+
+
+def _decode(ds: Dataset, path: Path) -> np.ndarray:
+    """Stored pixel values, colour reduced to grey; (frames, H, W) or (H, W)."""
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        sop = ds.get("SOPClassUID")
+        kind = f" ({sop.name})" if sop is not None else ""
+        raise InputError(path, f"DICOM file has no pixel data{kind}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr = ds.pixel_array
+    except NotImplementedError as exc:
+        ts = ds.file_meta.get("TransferSyntaxUID")
+        name = ts.name if ts is not None else "unknown"
+        raise InputError(
+            path,
+            f"cannot decode transfer syntax {name}: install the codecs extra "
+            f"(pip install 'medsr[codecs]') ({_short(exc)})",
+        ) from None
+    except (ValueError, RuntimeError, AttributeError, KeyError, TypeError, OSError, EOFError) as exc:
+        raise InputError(path, f"pixel data cannot be decoded, the file may be truncated ({_short(exc)})") from None
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    samples = int(ds.get("SamplesPerPixel", 1))
+    if photometric == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
+        # Palettes are display colours: bring 16-bit LUT entries to 8 bits (v / 257).
+        arr = apply_color_lut(arr, ds).astype(np.float64)
+        if arr.max() > 255:
+            arr = arr / 257.0
+        samples = 3
+    if samples == 3 or (arr.ndim >= 3 and arr.shape[-1] == 3 and photometric not in ("MONOCHROME1", "MONOCHROME2")):
+        rgb = arr.astype(np.float64)
+        grey = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+        arr = np.rint(grey)
+    return np.asarray(arr)
+
+
+def _bits(ds: Dataset) -> tuple[int, int]:
+    return int(ds.get("BitsStored", ds.get("BitsAllocated", 16))), int(ds.get("PixelRepresentation", 0))
+
+
+def _stored_range(bits: int, signed: int) -> tuple[float, float]:
+    if signed:
+        return -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1
+    return 0.0, 2.0**bits - 1
+
+
+def _to_physical(stored: np.ndarray, ds: Dataset) -> np.ndarray:
+    values = stored.astype(np.float64)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    if photometric == "MONOCHROME1":
+        lo, hi = _stored_range(*_bits(ds))
+        values = (lo + hi) - values
+    slope, intercept = _rescale(ds)
+    physical = values * slope + intercept
+    if Modality.from_dicom(ds.get("Modality")) is Modality.CT:
+        # Below -1024 HU lies padding outside the reconstruction circle, not tissue.
+        physical = np.maximum(physical, CT_AIR_FLOOR_HU)
+    return physical.astype(np.float32)
+
+
+def _source_info(
+    ds: Dataset, path: Path, fmt: str, datasets: list[Dataset], pixels: np.ndarray
+) -> SourceInfo:
+    bits, signed = _bits(ds)
+    slope, intercept = _rescale(ds)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    if photometric not in ("MONOCHROME1", "MONOCHROME2"):  # colour reduced to grey
+        bits = 8 if float(pixels.max()) <= 255 else 16
+    return SourceInfo(
+        format=fmt,
+        path=str(path),
+        bits_stored=bits,
+        photometric=photometric,
+        dtype=f"{'int' if signed else 'uint'}{int(ds.get('BitsAllocated', 16))}",
+        rescale_slope=slope,
+        rescale_intercept=intercept,
+        pixel_representation=signed,
+        datasets=datasets,
+        patient_id=str(ds.get("PatientID", "")) or None,
+    )
+
+
+def _strip_pixels(ds: Dataset) -> Dataset:
+    """A header-only copy of ``ds`` kept as the template for writing."""
+    header = copy.copy(ds)
+    for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
+        if keyword in header:
+            del header[keyword]
+    return header
+
+
+def _affine_2d(ds: Dataset, frame: int = 0) -> tuple[np.ndarray, bool]:
+    spacing = _pixel_spacing(ds)
+    known = spacing is not None
+    dy, dx = spacing if spacing is not None else (1.0, 1.0)
+    orient = _orientation(ds, frame)
+    row_dir, col_dir = (orient[0], orient[1]) if orient is not None else (np.eye(3)[0], np.eye(3)[1])
+    normal = np.cross(row_dir, col_dir)
+    position = _position(ds, frame)
+    affine = np.eye(4)
+    affine[:3, 0] = row_dir * dx
+    affine[:3, 1] = col_dir * dy
+    affine[:3, 2] = normal
+    affine[:3, 3] = position if position is not None else 0.0
+    return affine, known
+
+
+def read_dicom(
+    path: str | Path,
+    frame: int | None = None,
+    modality: str | None = None,
+    **_: Any,
+) -> MedicalImage:
+    """One DICOM file: (H, W), or (D, H, W) for a multi-frame file unless ``frame`` is given."""
+    path = Path(path)
+    ds = _dcmread(path)
+    stored = _decode(ds, path)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames == 1 and stored.ndim == 3:
+        stored = stored[0]
+    pixels = _to_physical(stored, ds)
+    affine, known = _affine_2d(ds, 0)
+    if pixels.ndim == 3:
+        if frame is not None:
+            if not 0 <= frame < pixels.shape[0]:
+                raise InputError(path, f"frame {frame} out of range (file has {pixels.shape[0]} frames)")
+            pixels = pixels[frame]
+            affine, known = _affine_2d(ds, frame)
+        else:
+            p0, p1 = _position(ds, 0), _position(ds, 1)
+            normal = affine[:3, 2]
+            dz = abs(float(np.dot(p1 - p0, normal))) if p0 is not None and p1 is not None else 0.0
+            if dz <= 0:
+                dz = _slice_thickness(ds) or 1.0
+            affine[:3, 2] = normal * dz
+    source = _source_info(ds, path, "dicom", [_strip_pixels(ds)], pixels)
+    mod = Modality.parse(modality) if modality else Modality.from_dicom(ds.get("Modality"))
+    return MedicalImage(pixels, affine=affine, modality=mod, source=source, spacing_known=known)
+
+
+def _dicom_files(folder: Path) -> list[Path]:
+    files = []
+    for candidate in sorted(folder.iterdir()):
+        if candidate.is_file() and not candidate.name.startswith(".") and candidate.name.upper() != "DICOMDIR":
+            files.append(candidate)
+    return files
+
+
+def read_dicom_series(
+    folder: str | Path, modality: str | None = None, **options: Any
+) -> MedicalImage:
+    """A folder holding one DICOM series, stacked into (D, H, W).
+
+    Slices are sorted by ImagePositionPatient projected on the slice normal,
+    falling back to InstanceNumber; the slice spacing comes from the positions.
+    """
+    folder = Path(folder)
+    headers: list[tuple[Path, Dataset]] = []
+    for file in _dicom_files(folder):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(file, stop_before_pixels=True)
+        except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError):
+            continue
+        headers.append((file, ds))
+    if not headers:
+        raise InputError(folder, "folder holds no DICOM files")
+    series = {str(ds.get("SeriesInstanceUID", "")) for _, ds in headers}
+    if len(series) > 1:
+        raise InputError(
+            folder,
+            f"folder mixes {len(series)} DICOM series; point medsr at a folder holding one series",
+        )
+    if len(headers) == 1:
+        return read_dicom(headers[0][0], modality=modality, **options)
+    sizes = {(int(ds.get("Rows", 0)), int(ds.get("Columns", 0))) for _, ds in headers}
+    if len(sizes) > 1:
+        raise InputError(folder, f"series slices differ in size: {sorted(sizes)}")
+
+    first = headers[0][1]
+    orient = _orientation(first)
+    positions = [_position(ds) for _, ds in headers]
+    if orient is not None and all(p is not None for p in positions):
+        normal = np.cross(orient[0], orient[1])
+        keys = [float(np.dot(p, normal)) for p in positions]  # type: ignore[arg-type]
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = np.asarray(keys)[order]
+        gaps = np.diff(sorted_keys)
+        if np.any(gaps <= 1e-6):
+            raise InputError(folder, "two slices share one position; the folder may hold duplicates")
+        dz = float(np.median(gaps))
+    else:
+        order = np.argsort([int(ds.get("InstanceNumber", i)) for i, (_, ds) in enumerate(headers)], kind="stable")
+        dz = _slice_thickness(first) or 1.0
+
+    slices, datasets = [], []
+    for index in order:
+        file, _ = headers[int(index)]
+        ds = _dcmread(file)
+        stored = _decode(ds, file)
+        if stored.ndim != 2:
+            raise InputError(file, "a series folder must hold single-frame files")
+        slices.append(_to_physical(stored, ds))
+        datasets.append(_strip_pixels(ds))
+    pixels = np.stack(slices)
+    affine, known = _affine_2d(datasets[0])
+    affine[:3, 2] = affine[:3, 2] * dz
+    source = _source_info(datasets[0], folder, "dicom-series", datasets, pixels)
+    mod = Modality.parse(modality) if modality else Modality.from_dicom(datasets[0].get("Modality"))
+    return MedicalImage(pixels, affine=affine, modality=mod, source=source, spacing_known=known)
+
+
+# ----------------------------------------------------------------------------- writing
+def _ds_number(value: float) -> str:
+    """A Decimal String of at most 16 characters."""
+    for digits in range(12, 4, -1):
+        text = f"{value:.{digits}g}"
+        if len(text) <= 16:
+            return text
+    return f"{value:.4g}"
+
+
+def _fresh_dataset(image: MedicalImage) -> Dataset:
+    """A minimal Secondary Capture header for an image that did not come from DICOM."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE
+    ds.SOPClassUID = SECONDARY_CAPTURE
+    ds.PatientName = "Anonymous"
+    ds.PatientID = image.source.patient_id or "medsr"
+    ds.StudyInstanceUID = generate_uid()
+    ds.StudyID = "1"
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    ds.ConversionType = "WSD"
+    codes = {Modality.CT: "CT", Modality.MR: "MR", Modality.XRAY: "DX", Modality.US: "US"}
+    ds.Modality = codes.get(image.modality, "OT")
+    return ds
+
+
+def _encoding(image: MedicalImage, template: Dataset | None) -> tuple[int, int, int, float, float, bool]:
+    """(bits_allocated, bits_stored, signed, slope, intercept, monochrome1) for the output."""
+    src = image.source
+    if template is not None and src.photometric in ("MONOCHROME1", "MONOCHROME2"):
+        bits, signed = _bits(template)
+        allocated = int(template.get("BitsAllocated", 16))
+        slope, intercept = _rescale(template)
+        return allocated, bits, signed, slope, intercept, src.photometric == "MONOCHROME1"
+    if template is not None:  # colour source, written as grey
+        bits = 8 if (src.bits_stored or 8) <= 8 else 16
+        return bits, bits, 0, 1.0, 0.0, False
+    lo, hi = float(image.pixels.min()), float(image.pixels.max())
+    if lo >= 0 and hi <= 255 and src.bits_stored in (None, 8):
+        return 8, 8, 0, 1.0, 0.0, False
+    if lo >= 0 and hi <= 65535:
+        return 16, 16, 0, 1.0, 0.0, False
+    return 16, 16, 1, 1.0, 0.0, False
+
+
+def encode_stored(image: MedicalImage, pixels: np.ndarray, template: Dataset | None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Physical values -> stored integers (inverse rescale, MONOCHROME1, clip to the stored range)."""
+    allocated, bits, signed, slope, intercept, mono1 = _encoding(image, template)
+    stored = (pixels.astype(np.float64) - intercept) / slope
+    lo, hi = _stored_range(bits, signed)
+    if mono1:
+        stored = (lo + hi) - stored
+    stored = np.clip(np.rint(stored), lo, hi)
+    dtype = np.dtype(f"{'int' if signed else 'uint'}{allocated}")
+    return stored.astype(dtype), {
+        "BitsAllocated": allocated,
+        "BitsStored": bits,
+        "HighBit": bits - 1,
+        "PixelRepresentation": signed,
+        "PhotometricInterpretation": "MONOCHROME1" if mono1 else "MONOCHROME2",
+    }
+
+
+_COLOUR_ONLY = (
+    "PlanarConfiguration",
+    "RedPaletteColorLookupTableDescriptor",
+    "GreenPaletteColorLookupTableDescriptor",
+    "BluePaletteColorLookupTableDescriptor",
+    "RedPaletteColorLookupTableData",
+    "GreenPaletteColorLookupTableData",
+    "BluePaletteColorLookupTableData",
+    "SegmentedRedPaletteColorLookupTableData",
+    "SegmentedGreenPaletteColorLookupTableData",
+    "SegmentedBluePaletteColorLookupTableData",
+    "PaletteColorLookupTableUID",
+    "IconImageSequence",
+)
+
+
+def _derive_header(
+    image: MedicalImage,
+    template: Dataset | None,
+    pixels: np.ndarray,
+    series_uid: str,
+    frame_index: int | None,
+) -> Dataset:
+    """Copy ``template`` and update identity, geometry and pixel module for ``pixels``."""
+    ds = copy.deepcopy(template) if template is not None else _fresh_dataset(image)
+    for keyword in _COLOUR_ONLY:
+        if keyword in ds:
+            del ds[keyword]
+    for tag in [t for t in ds.keys() if 0x6000 <= t.group <= 0x60FF]:  # overlays no longer fit
+        del ds[tag]
+
+    stored, pixel_module = encode_stored(image, pixels, template)
+    photometric = pixel_module.pop("PhotometricInterpretation")
+    ds.set_pixel_data(stored, photometric, pixel_module["BitsStored"], generate_instance_uid=True)
+    if "RescaleSlope" in ds or "RescaleIntercept" in ds:
+        ds.RescaleSlope = _ds_number(_rescale(ds)[0])
+        ds.RescaleIntercept = _ds_number(_rescale(ds)[1])
+
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.SeriesInstanceUID = series_uid
+    image_type = [str(v) for v in ds.get("ImageType", [])]
+    ds.ImageType = ["DERIVED", "SECONDARY", *image_type[2:]]
+    description = "; ".join(image.history) or "processed by medsr"
+    ds.DerivationDescription = ("medsr: " + description)[:1024]
+    if "SeriesDescription" in ds:
+        ds.SeriesDescription = (str(ds.SeriesDescription) + " medsr")[:64]
+    else:
+        ds.SeriesDescription = "medsr derived"
+    if "LossyImageCompression" in ds and str(ds.LossyImageCompression) == "01":
+        pass  # lossy history stays recorded
+
+    _write_geometry(ds, image, template, frame_index)
+    return ds
+
+
+def _write_geometry(ds: Dataset, image: MedicalImage, template: Dataset | None, frame_index: int | None) -> None:
+    dy, dx = image.spacing_mm[-2:]
+    affine = image.affine
+    old_spacing = _pixel_spacing(template) if template is not None else None
+    scale_y = old_spacing[0] / dy if old_spacing else 1.0
+    scale_x = old_spacing[1] / dx if old_spacing else 1.0
+
+    if image.spacing_known or "PixelSpacing" in ds:
+        if "PixelSpacing" in ds or template is None or not ds.get("ImagerPixelSpacing"):
+            ds.PixelSpacing = [_ds_number(dy), _ds_number(dx)]
+    if ds.get("ImagerPixelSpacing") and old_spacing:
+        ips = ds.ImagerPixelSpacing
+        ds.ImagerPixelSpacing = [_ds_number(float(ips[0]) / scale_y), _ds_number(float(ips[1]) / scale_x)]
+    regions = ds.get("SequenceOfUltrasoundRegions")
+    if regions and old_spacing:
+        for region in regions:
+            if "PhysicalDeltaX" in region:
+                region.PhysicalDeltaX = float(region.PhysicalDeltaX) / scale_x
+                region.PhysicalDeltaY = float(region.PhysicalDeltaY) / scale_y
+            for key, factor in (
+                ("RegionLocationMinX0", scale_x),
+                ("RegionLocationMaxX1", scale_x),
+                ("RegionLocationMinY0", scale_y),
+                ("RegionLocationMaxY1", scale_y),
+            ):
+                if key in region:
+                    region[key].value = int(round(int(region[key].value) * factor))
+            for key, factor in (("ReferencePixelX0", scale_x), ("ReferencePixelY0", scale_y)):
+                if key in region:
+                    region[key].value = int(round(int(region[key].value) * factor))
+
+    has_position = template is None or _position(template) is not None
+    slice_offset = float(frame_index or 0)
+    origin = affine[:3, :3] @ np.array([0.0, 0.0, slice_offset]) + affine[:3, 3]
+    if has_position and "PerFrameFunctionalGroupsSequence" not in ds:
+        ds.ImagePositionPatient = [_ds_number(v) for v in origin]
+        direction = image.direction
+        ds.ImageOrientationPatient = [_ds_number(v) for v in (*direction[:, 0], *direction[:, 1])]
+        if "SliceLocation" in ds:
+            ds.SliceLocation = _ds_number(float(np.dot(origin, direction[:, 2])))
+    if image.ndim == 3 and "SpacingBetweenSlices" in ds:
+        ds.SpacingBetweenSlices = _ds_number(image.spacing_mm[0])
+
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    if shared:
+        measures = shared[0].get("PixelMeasuresSequence")
+        if measures:
+            measures[0].PixelSpacing = [_ds_number(dy), _ds_number(dx)]
+            if image.ndim == 3 and "SpacingBetweenSlices" in measures[0]:
+                measures[0].SpacingBetweenSlices = _ds_number(image.spacing_mm[0])
+
+
+def _fix_frames(ds: Dataset, image: MedicalImage) -> None:
+    """Resize the per-frame functional groups to the new frame count and positions."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is None:
+        return
+    frames = image.shape[0] if image.ndim == 3 else 1
+    items = list(per_frame)
+    while len(items) < frames:
+        items.append(copy.deepcopy(items[-1]))
+    items = items[:frames]
+    for index, item in enumerate(items):
+        measures = item.get("PixelMeasuresSequence")
+        if measures:
+            dy, dx = image.spacing_mm[-2:]
+            measures[0].PixelSpacing = [_ds_number(dy), _ds_number(dx)]
+        position = item.get("PlanePositionSequence")
+        if position:
+            origin = image.affine[:3, :3] @ np.array([0.0, 0.0, float(index)]) + image.affine[:3, 3]
+            position[0].ImagePositionPatient = [_ds_number(v) for v in origin]
+    ds.PerFrameFunctionalGroupsSequence = items
+    ds.NumberOfFrames = frames
+
+
+def _template(image: MedicalImage, index: int = 0) -> Dataset | None:
+    datasets: Sequence[Dataset] = image.source.datasets
+    if not datasets:
+        return None
+    return datasets[index] if index < len(datasets) else datasets[0]
+
+
+def write_dicom(image: MedicalImage, path: str | Path, **_: Any) -> Path:
+    """One derived DICOM file: (H, W), or multi-frame for a (D, H, W) volume."""
+    path = Path(path)
+    template = _template(image)
+    ds = _derive_header(image, template, image.pixels, generate_uid(), None)
+    if image.ndim == 3:
+        _fix_frames(ds, image)
+    elif "NumberOfFrames" in ds and "PerFrameFunctionalGroupsSequence" in ds:
+        _fix_frames(ds, image)
+    with atomic_path(path) as tmp:
+        ds.save_as(tmp, enforce_file_format=True)
+    return path
+
+
+def write_dicom_series(image: MedicalImage, folder: str | Path, **_: Any) -> Path:
+    """A derived series: one file per slice, with positions along the slice normal."""
+    folder = Path(folder)
+    if image.ndim != 3:
+        raise InputError(folder, "a DICOM series needs a (D, H, W) volume")
+    series_uid = generate_uid()
+    same_count = len(image.source.datasets) == image.shape[0]
+    with atomic_dir(folder) as tmp:
+        for index in range(image.shape[0]):
+            template = _template(image, index if same_count else 0)
+            if template is not None and "PerFrameFunctionalGroupsSequence" in template:
+                template = None  # enhanced multi-frame headers do not describe one slice
+            ds = _derive_header(image, template, image.pixels[index], series_uid, index)
+            ds.InstanceNumber = index + 1
+            if "NumberOfFrames" in ds:
+                del ds["NumberOfFrames"]
+            ds.save_as(tmp / f"IM{index + 1:05d}.dcm", enforce_file_format=True)
+    return folder
