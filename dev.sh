@@ -34,7 +34,7 @@ case "$cmd" in
         ;;
     demo)
         setup
-        "$VENV/bin/medsr" demo "$@"
+        "$VENV/bin/medsr" info samples "$@"
         ;;
     test)
         setup

@@ -232,7 +232,9 @@ class MedicalImage:
                 lo, hi = float(self.pixels.min()), float(self.pixels.max())
             if hi <= lo:
                 hi = lo + 1.0
-            return Normalization(float(lo), float(hi), f"percentile:{percentiles[0]}-{percentiles[1]}")
+            return Normalization(
+                float(lo), float(hi), f"percentile:{percentiles[0]}-{percentiles[1]}"
+            )
         bits = self.source.bits_stored
         if bits:
             signed = self.source.pixel_representation == 1
@@ -290,7 +292,9 @@ class MedicalImage:
         if self.ndim != 3:
             raise ConfigError("slice() needs a (D, H, W) volume")
         affine = self.affine.copy()
-        affine[:3, 3] = self.affine[:3, :3] @ np.array([0.0, 0.0, float(index)]) + self.affine[:3, 3]
+        affine[:3, 3] = (
+            self.affine[:3, :3] @ np.array([0.0, 0.0, float(index)]) + self.affine[:3, 3]
+        )
         source = copy.copy(self.source)
         if len(self.source.datasets) == self.shape[0]:
             source.datasets = [self.source.datasets[index]]

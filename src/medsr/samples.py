@@ -53,42 +53,133 @@ class Sample:
 
 _CATALOGUE: tuple[Sample, ...] = (
     # --- CT ---------------------------------------------------------------------------
-    Sample("ct-head-693", "693_UNCR.dcm", Modality.CT, "test", "head CT slice, 512x512 (CQ500)",
-           ("693_UNCI.dcm", "693_J2KR.dcm")),
-    Sample("ct-pancreas", "explicit_VR-UN.dcm", Modality.CT, "train", "abdominal CT slice, 512x512"),
-    Sample("ct-enhanced", "eCT_Supplemental.dcm", Modality.CT, "train",
-           "enhanced CT, 2 frames of 512x512", frames=2),
-    Sample("ct-bad-sequence", "bad_sequence.dcm", Modality.CT, "train", "CT slice, 512x512 (JPEG lossless)"),
+    Sample(
+        "ct-head-693",
+        "693_UNCR.dcm",
+        Modality.CT,
+        "test",
+        "head CT slice, 512x512 (CQ500)",
+        ("693_UNCI.dcm", "693_J2KR.dcm"),
+    ),
+    Sample(
+        "ct-pancreas", "explicit_VR-UN.dcm", Modality.CT, "train", "abdominal CT slice, 512x512"
+    ),
+    Sample(
+        "ct-enhanced",
+        "eCT_Supplemental.dcm",
+        Modality.CT,
+        "train",
+        "enhanced CT, 2 frames of 512x512",
+        frames=2,
+    ),
+    Sample(
+        "ct-bad-sequence",
+        "bad_sequence.dcm",
+        Modality.CT,
+        "train",
+        "CT slice, 512x512 (JPEG lossless)",
+    ),
     # --- MR ---------------------------------------------------------------------------
-    Sample("mr-siemens-484", "MR-SIEMENS-DICOM-WithOverlays.dcm", Modality.MR, "test",
-           "MR slice, 484x484"),
-    Sample("mr2-1024", "MR2_UNCR.dcm", Modality.MR, "train", "MR slice, 1024x1024",
-           ("MR2_UNCI.dcm", "MR2_J2KR.dcm", "MR2_J2KI.dcm")),
-    Sample("mr-enhanced-small", "emri_small.dcm", Modality.MR, "train",
-           "enhanced MR, 10 frames of 64x64",
-           ("emri_small_RLE.dcm", "emri_small_big_endian.dcm", "emri_small_jpeg_2k_lossless.dcm",
-            "emri_small_jpeg_ls_lossless.dcm"), frames=10),
+    Sample(
+        "mr-siemens-484",
+        "MR-SIEMENS-DICOM-WithOverlays.dcm",
+        Modality.MR,
+        "test",
+        "MR slice, 484x484",
+    ),
+    Sample(
+        "mr2-1024",
+        "MR2_UNCR.dcm",
+        Modality.MR,
+        "train",
+        "MR slice, 1024x1024",
+        ("MR2_UNCI.dcm", "MR2_J2KR.dcm", "MR2_J2KI.dcm"),
+    ),
+    Sample(
+        "mr-enhanced-small",
+        "emri_small.dcm",
+        Modality.MR,
+        "train",
+        "enhanced MR, 10 frames of 64x64",
+        (
+            "emri_small_RLE.dcm",
+            "emri_small_big_endian.dcm",
+            "emri_small_jpeg_2k_lossless.dcm",
+            "emri_small_jpeg_ls_lossless.dcm",
+        ),
+        frames=10,
+    ),
     # --- X-ray (computed radiography) -------------------------------------------------
-    Sample("cr-rg3", "RG3_UNCR.dcm", Modality.XRAY, "test",
-           "computed radiograph, 1760x1760, 10-bit MONOCHROME1",
-           ("RG3_UNCI.dcm", "RG3_J2KR.dcm", "RG3_J2KI.dcm")),
-    Sample("cr-rg1", "RG1_UNCR.dcm", Modality.XRAY, "train",
-           "computed radiograph, 1955x1841, 15-bit MONOCHROME1",
-           ("RG1_UNCI.dcm", "RG1_J2KR.dcm", "RG1_J2KI.dcm")),
+    Sample(
+        "cr-rg3",
+        "RG3_UNCR.dcm",
+        Modality.XRAY,
+        "test",
+        "computed radiograph, 1760x1760, 10-bit MONOCHROME1",
+        ("RG3_UNCI.dcm", "RG3_J2KR.dcm", "RG3_J2KI.dcm"),
+    ),
+    Sample(
+        "cr-rg1",
+        "RG1_UNCR.dcm",
+        Modality.XRAY,
+        "train",
+        "computed radiograph, 1955x1841, 15-bit MONOCHROME1",
+        ("RG1_UNCI.dcm", "RG1_J2KR.dcm", "RG1_J2KI.dcm"),
+    ),
     # --- Ultrasound -------------------------------------------------------------------
-    Sample("us-us1", "US1_UNCR.dcm", Modality.US, "test", "ultrasound, 480x640 RGB",
-           ("US1_UNCI.dcm", "US1_J2KR.dcm", "US1_J2KI.dcm")),
-    Sample("us-ob-palette", "OBXXXX1A.dcm", Modality.US, "train", "obstetric ultrasound, 600x800 palette",
-           ("OBXXXX1A_expb.dcm", "OBXXXX1A_rle.dcm", "OBXXXX1A_2frame.dcm",
-            "OBXXXX1A_expb_2frame.dcm", "OBXXXX1A_rle_2frame.dcm")),
-    Sample("us-aloka", "gdcm-US-ALOKA-16.dcm", Modality.US, "train", "ultrasound, 480x640 16-bit palette",
-           ("gdcm-US-ALOKA-16_big.dcm",)),
-    Sample("us-jpeg-lossless", "JPGLosslessP14SV1_1s_1f_8b.dcm", Modality.US, "train",
-           "ultrasound, 768x1024 8-bit (JPEG lossless)"),
-    Sample("us-colour-small", "color-px.dcm", Modality.US, "train", "ultrasound, 120x256 RGB",
-           ("color-pl.dcm",)),
-    Sample("us-cine", "color3d_jpeg_baseline.dcm", Modality.US, "train",
-           "ultrasound cine, 120 frames of 480x640 (JPEG baseline)", frames=120),
+    Sample(
+        "us-us1",
+        "US1_UNCR.dcm",
+        Modality.US,
+        "test",
+        "ultrasound, 480x640 RGB",
+        ("US1_UNCI.dcm", "US1_J2KR.dcm", "US1_J2KI.dcm"),
+    ),
+    Sample(
+        "us-ob-palette",
+        "OBXXXX1A.dcm",
+        Modality.US,
+        "train",
+        "obstetric ultrasound, 600x800 palette",
+        (
+            "OBXXXX1A_expb.dcm",
+            "OBXXXX1A_rle.dcm",
+            "OBXXXX1A_2frame.dcm",
+            "OBXXXX1A_expb_2frame.dcm",
+            "OBXXXX1A_rle_2frame.dcm",
+        ),
+    ),
+    Sample(
+        "us-aloka",
+        "gdcm-US-ALOKA-16.dcm",
+        Modality.US,
+        "train",
+        "ultrasound, 480x640 16-bit palette",
+        ("gdcm-US-ALOKA-16_big.dcm",),
+    ),
+    Sample(
+        "us-jpeg-lossless",
+        "JPGLosslessP14SV1_1s_1f_8b.dcm",
+        Modality.US,
+        "train",
+        "ultrasound, 768x1024 8-bit (JPEG lossless)",
+    ),
+    Sample(
+        "us-colour-small",
+        "color-px.dcm",
+        Modality.US,
+        "train",
+        "ultrasound, 120x256 RGB",
+        ("color-pl.dcm",),
+    ),
+    Sample(
+        "us-cine",
+        "color3d_jpeg_baseline.dcm",
+        Modality.US,
+        "train",
+        "ultrasound cine, 120 frames of 480x640 (JPEG baseline)",
+        frames=120,
+    ),
 )
 
 
@@ -109,7 +200,9 @@ def list_samples(role: str | None = None, modality: Modality | str | None = None
         raise ConfigError(f"unknown sample role {role!r}; choose train or test")
     mod = Modality.parse(modality) if modality is not None else None
     return [
-        s for s in _CATALOGUE if (role is None or s.role == role) and (mod is None or s.modality is mod)
+        s
+        for s in _CATALOGUE
+        if (role is None or s.role == role) and (mod is None or s.modality is mod)
     ]
 
 

@@ -19,7 +19,9 @@ def _upscale2(image: MedicalImage) -> MedicalImage:
     return image.with_pixels(pixels, "nearest x2 (test)")
 
 
-@pytest.mark.parametrize("name", ["ct-head-693", "mr-siemens-484", "cr-rg3", "us-us1", "us-ob-palette"])
+@pytest.mark.parametrize(
+    "name", ["ct-head-693", "mr-siemens-484", "cr-rg3", "us-us1", "us-ob-palette"]
+)
 def test_dicom_roundtrip_exact(name: str, tmp_path: Path) -> None:
     image = get_sample(name).load()
     out = write(image, tmp_path / "copy.dcm")
@@ -64,7 +66,9 @@ def test_dicom_upscale_halves_pixel_spacing(tmp_path: Path) -> None:
     assert (ds.Rows, ds.Columns) == (1024, 1024)
     assert [float(v) for v in ds.PixelSpacing] == pytest.approx([0.478515625 / 2] * 2, rel=1e-6)
     # the field of view is kept: the first pixel centre moves by a quarter of an old pixel
-    old = np.array([float(v) for v in pydicom.dcmread(get_sample("ct-head-693").path).ImagePositionPatient])
+    old = np.array(
+        [float(v) for v in pydicom.dcmread(get_sample("ct-head-693").path).ImagePositionPatient]
+    )
     new = np.array([float(v) for v in ds.ImagePositionPatient])
     shift = np.abs(new - old)[:2]
     np.testing.assert_allclose(shift, [0.478515625 / 4] * 2, atol=1e-4)

@@ -147,7 +147,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling path; rename it onto ``path`` only if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = full_suffix(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{stem(path)}.", suffix=f".part{suffix}", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{stem(path)}.", suffix=f".part{suffix}", dir=path.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from medsr.errors import InputError
 from medsr.image import MedicalImage, Modality, SourceInfo
@@ -39,7 +39,7 @@ CT_AIR_FLOOR_HU = -1024.0
 
 
 # ----------------------------------------------------------------------------- reading
-def _dcmread(path: Path, stop_before_pixels: bool = False) -> Dataset:
+def _dcmread(path: Path, stop_before_pixels: bool = False) -> FileDataset:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -72,10 +72,14 @@ def _functional_item(ds: Dataset, sequence: str, frame: int = 0) -> Dataset | No
 
 def _rescale(ds: Dataset) -> tuple[float, float]:
     if "RescaleSlope" in ds or "RescaleIntercept" in ds:
-        return float(ds.get("RescaleSlope", 1.0) or 1.0), float(ds.get("RescaleIntercept", 0.0) or 0.0)
+        return float(ds.get("RescaleSlope", 1.0) or 1.0), float(
+            ds.get("RescaleIntercept", 0.0) or 0.0
+        )
     item = _functional_item(ds, "PixelValueTransformationSequence")
     if item is not None:
-        return float(item.get("RescaleSlope", 1.0) or 1.0), float(item.get("RescaleIntercept", 0.0) or 0.0)
+        return float(item.get("RescaleSlope", 1.0) or 1.0), float(
+            item.get("RescaleIntercept", 0.0) or 0.0
+        )
     return 1.0, 0.0
 
 
@@ -102,8 +106,13 @@ def _pixel_spacing(ds: Dataset) -> tuple[float, float] | None:
     if regions:
         region = regions[0]
         # PhysicalUnits 3 = cm; deltas are per pixel
-        if region.get("PhysicalUnitsXDirection") == 3 and region.get("PhysicalUnitsYDirection") == 3:
-            return abs(float(region.PhysicalDeltaY)) * 10.0, abs(float(region.PhysicalDeltaX)) * 10.0
+        if (
+            region.get("PhysicalUnitsXDirection") == 3
+            and region.get("PhysicalUnitsYDirection") == 3
+        ):
+            return abs(float(region.PhysicalDeltaY)) * 10.0, abs(
+                float(region.PhysicalDeltaX)
+            ) * 10.0
     return None
 
 
@@ -155,8 +164,18 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
             f"cannot decode transfer syntax {name}: install the codecs extra "
             f"(pip install 'medsr[codecs]') ({_short(exc)})",
         ) from None
-    except (ValueError, RuntimeError, AttributeError, KeyError, TypeError, OSError, EOFError) as exc:
-        raise InputError(path, f"pixel data cannot be decoded, the file may be truncated ({_short(exc)})") from None
+    except (
+        ValueError,
+        RuntimeError,
+        AttributeError,
+        KeyError,
+        TypeError,
+        OSError,
+        EOFError,
+    ) as exc:
+        raise InputError(
+            path, f"pixel data cannot be decoded, the file may be truncated ({_short(exc)})"
+        ) from None
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     samples = int(ds.get("SamplesPerPixel", 1))
     if photometric == "PALETTE COLOR":
@@ -167,7 +186,9 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
         if arr.max() > 255:
             arr = arr / 257.0
         samples = 3
-    if samples == 3 or (arr.ndim >= 3 and arr.shape[-1] == 3 and photometric not in ("MONOCHROME1", "MONOCHROME2")):
+    if samples == 3 or (
+        arr.ndim >= 3 and arr.shape[-1] == 3 and photometric not in ("MONOCHROME1", "MONOCHROME2")
+    ):
         rgb = arr.astype(np.float64)
         grey = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
         arr = np.rint(grey)
@@ -175,7 +196,9 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
 
 
 def _bits(ds: Dataset) -> tuple[int, int]:
-    return int(ds.get("BitsStored", ds.get("BitsAllocated", 16))), int(ds.get("PixelRepresentation", 0))
+    return int(ds.get("BitsStored", ds.get("BitsAllocated", 16))), int(
+        ds.get("PixelRepresentation", 0)
+    )
 
 
 def _stored_range(bits: int, signed: int) -> tuple[float, float]:
@@ -234,7 +257,9 @@ def _affine_2d(ds: Dataset, frame: int = 0) -> tuple[np.ndarray, bool]:
     known = spacing is not None
     dy, dx = spacing if spacing is not None else (1.0, 1.0)
     orient = _orientation(ds, frame)
-    row_dir, col_dir = (orient[0], orient[1]) if orient is not None else (np.eye(3)[0], np.eye(3)[1])
+    row_dir, col_dir = (
+        (orient[0], orient[1]) if orient is not None else (np.eye(3)[0], np.eye(3)[1])
+    )
     normal = np.cross(row_dir, col_dir)
     position = _position(ds, frame)
     affine = np.eye(4)
@@ -263,7 +288,9 @@ def read_dicom(
     if pixels.ndim == 3:
         if frame is not None:
             if not 0 <= frame < pixels.shape[0]:
-                raise InputError(path, f"frame {frame} out of range (file has {pixels.shape[0]} frames)")
+                raise InputError(
+                    path, f"frame {frame} out of range (file has {pixels.shape[0]} frames)"
+                )
             pixels = pixels[frame]
             affine, known = _affine_2d(ds, frame)
         else:
@@ -281,7 +308,11 @@ def read_dicom(
 def _dicom_files(folder: Path) -> list[Path]:
     files = []
     for candidate in sorted(folder.iterdir()):
-        if candidate.is_file() and not candidate.name.startswith(".") and candidate.name.upper() != "DICOMDIR":
+        if (
+            candidate.is_file()
+            and not candidate.name.startswith(".")
+            and candidate.name.upper() != "DICOMDIR"
+        ):
             files.append(candidate)
     return files
 
@@ -328,10 +359,14 @@ def read_dicom_series(
         sorted_keys = np.asarray(keys)[order]
         gaps = np.diff(sorted_keys)
         if np.any(gaps <= 1e-6):
-            raise InputError(folder, "two slices share one position; the folder may hold duplicates")
+            raise InputError(
+                folder, "two slices share one position; the folder may hold duplicates"
+            )
         dz = float(np.median(gaps))
     else:
-        order = np.argsort([int(ds.get("InstanceNumber", i)) for i, (_, ds) in enumerate(headers)], kind="stable")
+        order = np.argsort(
+            [int(ds.get("InstanceNumber", i)) for i, (_, ds) in enumerate(headers)], kind="stable"
+        )
         dz = _slice_thickness(first) or 1.0
 
     slices, datasets = [], []
@@ -365,8 +400,8 @@ def _fresh_dataset(image: MedicalImage) -> Dataset:
     """A minimal Secondary Capture header for an image that did not come from DICOM."""
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE
-    ds.SOPClassUID = SECONDARY_CAPTURE
+    ds.file_meta.MediaStorageSOPClassUID = UID(SECONDARY_CAPTURE)
+    ds.SOPClassUID = UID(SECONDARY_CAPTURE)
     ds.PatientName = "Anonymous"
     ds.PatientID = image.source.patient_id or "medsr"
     ds.StudyInstanceUID = generate_uid()
@@ -379,7 +414,9 @@ def _fresh_dataset(image: MedicalImage) -> Dataset:
     return ds
 
 
-def _encoding(image: MedicalImage, template: Dataset | None) -> tuple[int, int, int, float, float, bool]:
+def _encoding(
+    image: MedicalImage, template: Dataset | None
+) -> tuple[int, int, int, float, float, bool]:
     """(bits_allocated, bits_stored, signed, slope, intercept, monochrome1) for the output."""
     src = image.source
     if template is not None and src.photometric in ("MONOCHROME1", "MONOCHROME2"):
@@ -398,7 +435,9 @@ def _encoding(image: MedicalImage, template: Dataset | None) -> tuple[int, int, 
     return 16, 16, 1, 1.0, 0.0, False
 
 
-def encode_stored(image: MedicalImage, pixels: np.ndarray, template: Dataset | None) -> tuple[np.ndarray, dict[str, Any]]:
+def encode_stored(
+    image: MedicalImage, pixels: np.ndarray, template: Dataset | None
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Physical values -> stored integers (inverse rescale, MONOCHROME1, clip to the stored range)."""
     allocated, bits, signed, slope, intercept, mono1 = _encoding(image, template)
     stored = (pixels.astype(np.float64) - intercept) / slope
@@ -444,7 +483,8 @@ def _derive_header(
     for keyword in _COLOUR_ONLY:
         if keyword in ds:
             del ds[keyword]
-    for tag in [t for t in ds.keys() if 0x6000 <= t.group <= 0x60FF]:  # overlays no longer fit
+    overlay_tags = [elem.tag for elem in ds if 0x6000 <= elem.tag.group <= 0x60FF]
+    for tag in overlay_tags:  # overlays no longer fit the new grid
         del ds[tag]
 
     stored, pixel_module = encode_stored(image, pixels, template)
@@ -473,19 +513,24 @@ def _derive_header(
     return ds
 
 
-def _write_geometry(ds: Dataset, image: MedicalImage, template: Dataset | None, frame_index: int | None) -> None:
+def _write_geometry(
+    ds: Dataset, image: MedicalImage, template: Dataset | None, frame_index: int | None
+) -> None:
     dy, dx = image.spacing_mm[-2:]
     affine = image.affine
     old_spacing = _pixel_spacing(template) if template is not None else None
     scale_y = old_spacing[0] / dy if old_spacing else 1.0
     scale_x = old_spacing[1] / dx if old_spacing else 1.0
 
-    if image.spacing_known or "PixelSpacing" in ds:
-        if "PixelSpacing" in ds or template is None or not ds.get("ImagerPixelSpacing"):
-            ds.PixelSpacing = [_ds_number(dy), _ds_number(dx)]
+    template_has_spacing = template is not None and _valid_pair(template.get("PixelSpacing"))
+    if image.spacing_known and (template_has_spacing or not ds.get("ImagerPixelSpacing")):
+        ds.PixelSpacing = [_ds_number(dy), _ds_number(dx)]
     if ds.get("ImagerPixelSpacing") and old_spacing:
         ips = ds.ImagerPixelSpacing
-        ds.ImagerPixelSpacing = [_ds_number(float(ips[0]) / scale_y), _ds_number(float(ips[1]) / scale_x)]
+        ds.ImagerPixelSpacing = [
+            _ds_number(float(ips[0]) / scale_y),
+            _ds_number(float(ips[1]) / scale_x),
+        ]
     regions = ds.get("SequenceOfUltrasoundRegions")
     if regions and old_spacing:
         for region in regions:
@@ -499,10 +544,10 @@ def _write_geometry(ds: Dataset, image: MedicalImage, template: Dataset | None, 
                 ("RegionLocationMaxY1", scale_y),
             ):
                 if key in region:
-                    region[key].value = int(round(int(region[key].value) * factor))
+                    region[key].value = round(int(region[key].value) * factor)
             for key, factor in (("ReferencePixelX0", scale_x), ("ReferencePixelY0", scale_y)):
                 if key in region:
-                    region[key].value = int(round(int(region[key].value) * factor))
+                    region[key].value = round(int(region[key].value) * factor)
 
     has_position = template is None or _position(template) is not None
     slice_offset = float(frame_index or 0)
@@ -560,9 +605,7 @@ def write_dicom(image: MedicalImage, path: str | Path, **_: Any) -> Path:
     path = Path(path)
     template = _template(image)
     ds = _derive_header(image, template, image.pixels, generate_uid(), None)
-    if image.ndim == 3:
-        _fix_frames(ds, image)
-    elif "NumberOfFrames" in ds and "PerFrameFunctionalGroupsSequence" in ds:
+    if image.ndim == 3 or ("NumberOfFrames" in ds and "PerFrameFunctionalGroupsSequence" in ds):
         _fix_frames(ds, image)
     with atomic_path(path) as tmp:
         ds.save_as(tmp, enforce_file_format=True)

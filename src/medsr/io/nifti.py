@@ -35,6 +35,7 @@ def read_nifti(
 ) -> MedicalImage:
     """A 2-D or 3-D NIfTI/Analyze image; a 4-D file needs ``volume``."""
     path = Path(path)
+    img: Any
     try:
         img = nib.load(str(path))
         data = np.asanyarray(img.dataobj)
@@ -47,7 +48,8 @@ def read_nifti(
     if data.ndim == 4:
         if volume is None:
             raise InputError(
-                path, f"4-D image with {data.shape[3]} volumes; choose one with volume=N (--volume N)"
+                path,
+                f"4-D image with {data.shape[3]} volumes; choose one with volume=N (--volume N)",
             )
         if not 0 <= volume < data.shape[3]:
             raise InputError(path, f"volume {volume} out of range (file has {data.shape[3]})")
@@ -55,14 +57,14 @@ def read_nifti(
     if data.ndim > 4:
         raise InputError(path, f"{data.ndim}-D image; medsr reads 2-D and 3-D images")
     header = img.header
-    slope, intercept = header.get_slope_inter() if hasattr(header, "get_slope_inter") else (None, None)
+    slope, intercept = (
+        header.get_slope_inter() if hasattr(header, "get_slope_inter") else (None, None)
+    )
     pixels = np.asarray(data, dtype=np.float32)
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
-    if pixels.ndim == 2:
-        pixels = pixels.T  # (i, j) -> (rows=j, cols=i)
-    else:
-        pixels = np.transpose(pixels, (2, 1, 0))
+    # nibabel (i, j[, k]) -> medsr (rows=j, cols=i) or (k, j, i)
+    pixels = pixels.T if pixels.ndim == 2 else np.transpose(pixels, (2, 1, 0))
     lps = _RAS_TO_LPS @ affine
     fmt = "analyze" if full_suffix(path) in (".hdr", ".img", ".img.gz") else "nifti"
     dtype = np.dtype(header.get_data_dtype())
@@ -71,7 +73,9 @@ def read_nifti(
         path=str(path),
         dtype=dtype.name,
         rescale_slope=float(slope) if slope is not None and np.isfinite(slope) else 1.0,
-        rescale_intercept=float(intercept) if intercept is not None and np.isfinite(intercept) else 0.0,
+        rescale_intercept=float(intercept)
+        if intercept is not None and np.isfinite(intercept)
+        else 0.0,
         header=header,
         bits_stored=dtype.itemsize * 8 if dtype.kind in "ui" else None,
         pixel_representation=1 if dtype.kind == "i" else 0,
@@ -82,7 +86,12 @@ def read_nifti(
 
 def _output_dtype(image: MedicalImage) -> np.dtype:
     src = image.source
-    if src.format in ("nifti", "analyze") and src.dtype and src.rescale_slope == 1.0 and src.rescale_intercept == 0.0:
+    if (
+        src.format in ("nifti", "analyze")
+        and src.dtype
+        and src.rescale_slope == 1.0
+        and src.rescale_intercept == 0.0
+    ):
         dtype = np.dtype(src.dtype)
         if dtype.kind in "ui":
             info = np.iinfo(dtype)

@@ -53,7 +53,9 @@ def read_raster(path: str | Path, modality: str | None = None, **_: Any) -> Medi
                 arr = np.asarray(im.convert("L"))
                 bits = 8
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(path, f"not a readable image file ({str(exc).splitlines()[0][:160]})") from None
+        raise InputError(
+            path, f"not a readable image file ({str(exc).splitlines()[0][:160]})"
+        ) from None
     if arr.ndim != 2:
         raise InputError(path, f"unexpected image shape {arr.shape}")
     spacing: tuple[float, float] | None = None
@@ -78,7 +80,9 @@ def read_raster(path: str | Path, modality: str | None = None, **_: Any) -> Medi
 def _raster_array(image: MedicalImage, path: Path) -> np.ndarray:
     """Pixels as the file's integer type: 16-bit when the source was or the values need it."""
     if image.ndim != 2:
-        raise InputError(path, f"PNG/JPEG/TIFF hold 2-D images; this one is {image.shape} (use .nii.gz or .dcm)")
+        raise InputError(
+            path, f"PNG/JPEG/TIFF hold 2-D images; this one is {image.shape} (use .nii.gz or .dcm)"
+        )
     pixels = image.pixels
     bits = image.source.bits_stored
     lo, hi = float(pixels.min()), float(pixels.max())
@@ -119,7 +123,9 @@ def read_npy(path: str | Path, modality: str | None = None, **_: Any) -> Medical
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise InputError(path, f"not a readable .npy array ({str(exc).splitlines()[0][:160]})") from None
+        raise InputError(
+            path, f"not a readable .npy array ({str(exc).splitlines()[0][:160]})"
+        ) from None
     if arr.ndim not in (2, 3) or not np.issubdtype(arr.dtype, np.number):
         raise InputError(path, f"expected a numeric 2-D or 3-D array, got {arr.dtype} {arr.shape}")
     source = SourceInfo(format="npy", path=str(path), dtype=str(arr.dtype))
