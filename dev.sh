@@ -26,6 +26,20 @@ setup() {
     fi
 }
 
+# Browser tests drive Debian's chromium through Playwright (never a downloaded browser).
+ensure_chromium() {
+    if [ -x /usr/bin/chromium ]; then
+        return
+    fi
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "dev.sh: installing Debian chromium for the browser tests" >&2
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
+            || echo "dev.sh: could not install chromium; browser tests will be skipped" >&2
+    else
+        echo "dev.sh: /usr/bin/chromium missing (apt-get install chromium); browser tests will be skipped" >&2
+    fi
+}
+
 cmd="${1:-demo}"
 shift || true
 case "$cmd" in
@@ -38,6 +52,7 @@ case "$cmd" in
         ;;
     test)
         setup
+        ensure_chromium
         export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
         "$VENV/bin/python" -m pytest "$@"
         "$VENV/bin/ruff" check src tests benchmarks scripts
