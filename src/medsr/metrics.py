@@ -130,9 +130,10 @@ def _separable_valid_filter(x: Tensor, taps: Tensor) -> Tensor:
     conv = F.conv2d if spatial == 2 else F.conv3d
     n = taps.numel()
     for axis in range(spatial):
-        shape = [channels, 1] + [1] * spatial
+        shape = [1, 1] + [1] * spatial
         shape[2 + axis] = n
-        x = conv(x, taps.reshape(shape).expand(shape), groups=channels)
+        kernel = taps.reshape(shape).expand(channels, *shape[1:])
+        x = conv(x, kernel, groups=channels)
     return x
 
 

@@ -74,8 +74,9 @@ class SSIMLoss(nn.Module):
 
     def similarity(self, sr: Tensor, hr: Tensor) -> Tensor:
         """Mean SSIM, computed in float32 even under autocast (its variances cancel)."""
+        dtype = torch.promote_types(sr.dtype, torch.float32)
         with torch.autocast(device_type=sr.device.type, enabled=False):
-            s, _ = ssim_map(sr.float(), hr.float(), self.data_range)
+            s, _ = ssim_map(sr.to(dtype), hr.to(dtype), self.data_range)
         return s.mean()
 
     def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
