@@ -203,3 +203,55 @@ def test_config_errors_are_clear() -> None:
     lr, hr = batch()
     with pytest.raises(ConfigError, match="needs the discriminator"):
         build_generator_loss("srgan")(lr, hr)
+
+
+class SequentialDiscriminator(nn.Module):
+    """Like medsr's discriminators: a ``features`` Sequential with in-place activations."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 4, 3, stride=2, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(4, 4, 3, stride=2, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
+        self.head = nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+def test_feature_matching_hooks_a_features_sequential() -> None:
+    torch.manual_seed(0)
+    generator, discriminator = TinyGenerator(), SequentialDiscriminator()
+    loss = build_generator_loss({"terms": {"l1": 1.0, "feature_matching": 1.0}})
+    lr, hr = batch()
+    sr = generator(lr)
+    terms = loss(sr, hr, discriminator)
+    with torch.no_grad():
+        f1 = F.leaky_relu(discriminator.features[0](sr), 0.2)
+        f2 = F.leaky_relu(discriminator.features[2](f1), 0.2)
+        r1 = F.leaky_relu(discriminator.features[0](hr), 0.2)
+        r2 = F.leaky_relu(discriminator.features[2](r1), 0.2)
+    expected = (F.l1_loss(f1, r1) + F.l1_loss(f2, r2)) / 2
+    assert terms["feature_matching"].item() == pytest.approx(expected.item(), rel=1e-5)
+    terms["feature_matching"].backward()
+    assert generator.conv.weight.grad is not None
+    assert float(generator.conv.weight.grad.abs().sum()) > 0
+    assert not discriminator.features[0]._forward_hooks
+
+
+@pytest.mark.parametrize("name", ["srgan-vgg", "resnet-sn"])
+def test_feature_matching_works_with_medsr_discriminators(name: str) -> None:
+    models = pytest.importorskip("medsr.models")
+    torch.manual_seed(0)
+    generator = TinyGenerator()
+    discriminator = models.build_discriminator(name, width=8)
+    loss = build_generator_loss({"terms": {"adversarial": 0.01, "feature_matching": 1.0}})
+    lr, hr = batch()
+    terms = loss(generator(lr), hr, discriminator)
+    for term in ("adversarial", "feature_matching"):
+        generator.zero_grad()
+        terms[term].backward(retain_graph=True)
+        assert float(generator.conv.weight.grad.abs().sum()) > 0, term

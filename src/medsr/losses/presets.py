@@ -34,6 +34,7 @@ tv, gradient, ssim, dssim, adversarial, feature_matching.
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -188,20 +189,42 @@ def available_presets() -> list[str]:
 def _discriminate(
     discriminator: nn.Module, x: Tensor, features: bool
 ) -> tuple[Tensor, list[Tensor]]:
-    """D's output on ``x`` and, when asked, its intermediate feature maps."""
+    """D's output on ``x`` and, when asked, its intermediate feature maps.
+
+    Features come from ``forward(x, return_features=True) -> (logits, [maps])``
+    when the discriminator offers it, otherwise from the outputs of the
+    children of its ``features`` Sequential (captured with forward hooks).
+    A DDP wrapper is looked through via ``.module``.
+    """
     if not features:
         out = discriminator(x)
         return (out[0] if isinstance(out, tuple) else out), []
-    try:
+    core = getattr(discriminator, "module", discriminator)
+    if "return_features" in inspect.signature(core.forward).parameters:
         out = discriminator(x, return_features=True)
-    except TypeError:
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise ConfigError(
+                "discriminator(x, return_features=True) must return (logits, features)"
+            )
+        return out[0], list(out[1])
+    stack = getattr(core, "features", None)
+    if not isinstance(stack, nn.Sequential):
         raise ConfigError(
-            "feature matching needs a discriminator whose forward accepts return_features=True"
-        ) from None
-    if not (isinstance(out, (tuple, list)) and len(out) == 2):
-        raise ConfigError("discriminator(x, return_features=True) must return (logits, features)")
-    logits, feats = out
-    return logits, list(feats)
+            f"feature matching needs a discriminator with forward(x, return_features=True) "
+            f"or a 'features' Sequential; {type(core).__name__} has neither"
+        )
+    captured: dict[int, Tensor] = {}
+
+    def keep(_module: nn.Module, _inputs: object, output: Tensor) -> None:
+        captured[id(output)] = output  # in-place activations reuse the tensor: kept once
+
+    handles = [child.register_forward_hook(keep) for child in stack]
+    try:
+        logits = discriminator(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return (logits[0] if isinstance(logits, tuple) else logits), list(captured.values())
 
 
 class GeneratorLoss(nn.Module):
