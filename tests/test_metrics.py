@@ -211,3 +211,29 @@ def test_missing_weights_file_names_the_option(tmp_path) -> None:
     present = tmp_path / "w.pth"
     present.write_bytes(b"x")
     assert require_weights_file(present, "FID", "eval.fid_weights") == present
+
+
+def test_inception_matches_torchvision_layout_and_fid_needs_a_file(tmp_path) -> None:
+    from medsr.metrics import InceptionV3Pool, fid, inception_features, load_inception
+
+    torch.manual_seed(0)
+    source = InceptionV3Pool(fid_variant=True)
+    # torchvision Inception3 has 27,161,264 parameters; minus fc (2,049,000) and AuxLogits
+    # (3,326,696) leaves the pool-feature trunk.
+    assert sum(p.numel() for p in source.parameters()) == 21_785_568
+    state = {k: v.half() if v.is_floating_point() else v for k, v in source.state_dict().items()}
+    state["fc.weight"] = torch.zeros(1008, 2048)
+    path = tmp_path / "pt_inception.pth"
+    torch.save(state, path)
+    loaded = load_inception(path, resize_to=80)
+    assert loaded.fid_variant
+    images = [torch.rand(1, 48, 48), torch.rand(1, 48, 48), torch.rand(1, 48, 48)]
+    feats = inception_features(loaded, images, batch_size=2)
+    assert feats.shape == (3, 2048) and np.isfinite(feats).all()
+    assert fid_from_features(feats[:, :64], feats[:, :64]) == pytest.approx(0.0, abs=1e-6)
+
+    state["fc.weight"] = torch.zeros(1000, 2048)
+    torch.save(state, path)
+    assert not load_inception(path, resize_to=80).fid_variant
+    with pytest.raises(ConfigError, match=r"--fid-weights.*never downloads"):
+        fid(images, images, None)
