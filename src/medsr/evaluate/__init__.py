@@ -1,0 +1,3 @@
+"""Evaluation: degrade, super-resolve and score against baselines; the HTML report."""
+
+from __future__ import annotations

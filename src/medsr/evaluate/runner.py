@@ -1,0 +1,509 @@
+"""Evaluation runs: degrade each HR image (seeded), super-resolve with every model, score.
+
+The pipeline per image, identical for every model of a run:
+
+1. ``hr`` in physical units, clipped to its normalisation range (CT: the HU
+   window; MR: the 0.5-99.5 percentile range; X-ray/US: the bits-stored range,
+   which clips nothing). For an integer
+   scale the HR is cropped to a multiple of the scale (``modcrop``) so the SR
+   output has the HR's size; otherwise SR and HR are cropped to their common
+   top-left region.
+2. ``lr = degradation(normalization.to_unit(hr))`` with a generator seeded by
+   ``seed + image index``, computed once and shared by all models.
+3. ``sr = normalization.from_unit(model(lr, scale))``, not clipped.
+4. PSNR and SSIM (11x11 Gaussian, sigma 1.5) of ``sr`` against ``hr`` in physical
+   units with ``data_range = normalization.data_range`` and a border shave of
+   ``ceil(s)`` pixels per axis (as MIASSR): the CT window width in HU, the
+   bits-stored range for X-ray/ultrasound/raster files, the 0.5-99.5 percentile
+   range of the HR image (volume) for MR. Volumes are scored slice by slice.
+
+Infinite PSNR (identical images) stays ``inf`` in the results; in JSON it is the
+string ``"inf"`` (JSON has no infinity) and an undefined value (the spread or the
+gain of infinite values) is ``null``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medsr.degrade import Degradation
+from medsr.errors import ConfigError, InputError
+from medsr.image import CT_WINDOWS, MedicalImage, Modality, Normalization
+
+__all__ = [
+    "EvalImage",
+    "EvalResult",
+    "ImageScore",
+    "ImageVisual",
+    "ModelResult",
+    "ModelSpec",
+    "central_crop",
+    "json_number",
+    "load_images",
+    "load_models",
+    "prepare_images",
+    "run_evaluation",
+    "scale_sweep",
+]
+
+#: The reference model of every run: gains are reported over it.
+REFERENCE = "bicubic"
+#: LR tile side for networks on large inputs (bounded memory on CPU).
+TILE = 256
+
+#: One-line forms of the rules, for terminal output.
+DATA_RANGE_SHORT: dict[str, str] = {
+    "CT": "HU window width",
+    "MR": "p0.5-p99.5 range",
+    "XRAY": "2^bits - 1",
+    "US": "2^bits - 1",
+    "OT": "2^bits - 1 or min-max",
+}
+DATA_RANGE_RULES: dict[str, str] = {
+    "CT": "width of the HU window the pixels are clipped to (full: [-1024, 3071] HU, 4095)",
+    "MR": "0.5-99.5 percentile range of the HR image (per volume) it is clipped to",
+    "XRAY": "bits-stored range, 2**bits - 1",
+    "US": "bits-stored range, 2**bits - 1",
+    "OT": "bits-stored range when known, else the HR image's min-max range",
+}
+
+
+def json_number(value: float | None) -> float | str | None:
+    """A float for JSON: finite as is, +-inf as ``"inf"``/``"-inf"``, NaN or None as null."""
+    if value is None or math.isnan(value):
+        return None
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return float(value)
+
+
+@dataclass
+class EvalImage:
+    """One 2-D HR image to score: physical pixels and the normalisation the models see."""
+
+    name: str
+    hr: np.ndarray  # (H, W) float32, physical units
+    modality: Modality
+    normalization: Normalization
+
+    @property
+    def data_range(self) -> float:
+        return self.normalization.data_range
+
+
+@dataclass
+class ImageScore:
+    name: str
+    modality: str
+    data_range: float
+    psnr: float
+    ssim: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "psnr": json_number(self.psnr),
+            "ssim": json_number(self.ssim),
+            "modality": self.modality,
+            "data_range": self.data_range,
+        }
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and population spread; ``inf`` mean and NaN spread when any value is infinite."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0:
+        return math.nan, math.nan
+    if np.isinf(arr).any():
+        return float(arr.mean()), math.nan
+    return float(arr.mean()), float(arr.std())
+
+
+@dataclass
+class ModelResult:
+    """Per-image scores of one model, its forward time, and its gain over the reference."""
+
+    name: str
+    arbitrary_scale: bool
+    is_baseline: bool
+    scores: list[ImageScore] = field(default_factory=list)
+    seconds: float = 0.0
+    #: mean of per-image (this - reference) differences, filled by the run
+    gain: dict[str, float] = field(default_factory=dict)
+
+    def mean(self, metric: str) -> float:
+        return _mean_std([getattr(s, metric) for s in self.scores])[0]
+
+    def std(self, metric: str) -> float:
+        return _mean_std([getattr(s, metric) for s in self.scores])[1]
+
+    @property
+    def images_per_s(self) -> float:
+        return len(self.scores) / self.seconds if self.seconds > 0 else math.inf
+
+    def as_json(self) -> dict[str, Any]:
+        metrics = ("psnr", "ssim")
+        return {
+            "mean": {m: json_number(self.mean(m)) for m in metrics},
+            "std": {m: json_number(self.std(m)) for m in metrics},
+            "gain_over_bicubic": {m: json_number(self.gain.get(m)) for m in metrics},
+            "images_per_s": json_number(self.images_per_s),
+            "arbitrary_scale": self.arbitrary_scale,
+            "is_baseline": self.is_baseline,
+            "images": [s.as_json() for s in self.scores],
+        }
+
+
+@dataclass
+class ImageVisual:
+    """What a report shows of one image: LR, each model's SR and the HR, physical units."""
+
+    name: str
+    modality: Modality
+    normalization: Normalization
+    hr: np.ndarray
+    lr: np.ndarray
+    sr: dict[str, np.ndarray]
+
+
+@dataclass
+class EvalResult:
+    """One run: a scale, a degradation, every model's scores (and optionally the images)."""
+
+    scale: tuple[float, float]
+    degradation: str
+    degradation_config: dict[str, Any]
+    seed: int
+    shave: tuple[int, int]
+    models: dict[str, ModelResult]
+    visuals: list[ImageVisual] = field(default_factory=list)
+
+    @property
+    def data_range(self) -> float | str:
+        """The common data range, or ``"per-image"`` when the images differ."""
+        ranges = {s.data_range for m in self.models.values() for s in m.scores}
+        return ranges.pop() if len(ranges) == 1 else "per-image"
+
+    @property
+    def scale_label(self) -> str:
+        sy, sx = self.scale
+        return f"x{sy:g}" if sy == sx else f"x({sy:g},{sx:g})"
+
+    def as_json(self) -> dict[str, Any]:
+        modalities = sorted({s.modality for m in self.models.values() for s in m.scores})
+        return {
+            "scale": self.scale[0] if self.scale[0] == self.scale[1] else list(self.scale),
+            "degradation": self.degradation,
+            "data_range": self.data_range,
+            "data_range_rules": {m: DATA_RANGE_RULES.get(m, "") for m in modalities},
+            "degradation_config": self.degradation_config,
+            "seed": self.seed,
+            "shave": list(self.shave),
+            "metrics_space": "physical units (HU for CT, stored values otherwise)",
+            "models": {name: r.as_json() for name, r in self.models.items()},
+        }
+
+
+# -- inputs -------------------------------------------------------------------------------
+
+
+def central_crop(pixels: np.ndarray, max_size: int | None) -> np.ndarray:
+    """The central ``min(H, max_size) x min(W, max_size)`` region of the last two axes."""
+    if max_size is None:
+        return pixels
+    if max_size < 16:
+        raise ConfigError(f"--max-size must be at least 16 pixels, got {max_size}")
+    h, w = pixels.shape[-2:]
+    ch, cw = min(h, max_size), min(w, max_size)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return pixels[..., top : top + ch, left : left + cw]
+
+
+def _image_normalization(image: MedicalImage, ct_window: str) -> Normalization:
+    if image.modality is Modality.CT:
+        return image.normalization(window=ct_window)
+    return image.normalization()
+
+
+def prepare_images(
+    named: Sequence[tuple[str, MedicalImage]],
+    max_size: int | None = None,
+    ct_window: str = "full",
+    first_frame_only: bool = False,
+) -> list[EvalImage]:
+    """2-D HR images (slices of volumes) in physical units with their normalisations.
+
+    The normalisation is computed on the whole (cropped) image or volume, so every
+    slice of a volume shares one data range, and the pixels are clipped to its
+    range (CT: ``ct_window``; MR: the 0.5-99.5 percentiles; bits-stored ranges
+    clip nothing), so the models see [0, 1] as in training.
+    """
+    if ct_window not in CT_WINDOWS:
+        raise ConfigError(f"unknown CT window {ct_window!r}; choose one of {', '.join(CT_WINDOWS)}")
+    out: list[EvalImage] = []
+    for name, image in named:
+        pixels = central_crop(image.pixels, max_size)
+        if first_frame_only and pixels.ndim == 3:
+            pixels = pixels[:1]
+        cropped = image.with_pixels(np.ascontiguousarray(pixels), "central crop")
+        norm = _image_normalization(cropped, ct_window)
+        pixels = np.clip(pixels, norm.low, norm.high)
+        if pixels.ndim == 2:
+            out.append(EvalImage(name, pixels.astype(np.float32), image.modality, norm))
+            continue
+        for z in range(pixels.shape[0]):
+            label = name if pixels.shape[0] == 1 else f"{name}[{z}]"
+            out.append(EvalImage(label, pixels[z].astype(np.float32), image.modality, norm))
+    if not out:
+        raise ConfigError("no images to evaluate")
+    return out
+
+
+def load_images(data: str | Path) -> list[tuple[str, MedicalImage]]:
+    """``samples`` (the bundled test role), a file, or a folder of image files (sorted)."""
+    from medsr.io import read
+    from medsr.io.core import DICOM_SUFFIXES, NIFTI_SUFFIXES, RASTER_SUFFIXES, full_suffix
+
+    if str(data) == "samples":
+        from medsr.samples import list_samples
+
+        return [(s.name, s.load()) for s in list_samples(role="test")]
+    path = Path(data).expanduser()
+    if not path.exists():
+        raise InputError(path, "no such file or folder (give a folder of images or 'samples')")
+    if path.is_file():
+        return [(path.name, read(path))]
+    known = (*RASTER_SUFFIXES, *NIFTI_SUFFIXES, *DICOM_SUFFIXES, ".npy")
+    files = sorted(
+        p
+        for p in path.iterdir()
+        if p.is_file() and not p.name.startswith(".") and full_suffix(p) in known
+    )
+    if not files:
+        raise InputError(path, "holds no PNG, TIFF, JPEG, DICOM, NIfTI or .npy files")
+    return [(p.name, read(p)) for p in files]
+
+
+# -- models -------------------------------------------------------------------------------
+
+
+@dataclass
+class ModelSpec:
+    """A model to evaluate and the name it is reported under."""
+
+    name: str
+    model: torch.nn.Module
+
+
+def _load_one(spec: str) -> torch.nn.Module:
+    """A zoo name, a weights file or a registry name (interpolation baselines) as a model."""
+    import importlib
+
+    try:  # the inference API, when this build has it, knows every kind of name
+        api = importlib.import_module("medsr.infer.api")
+    except ImportError:
+        api = None
+    if api is not None and hasattr(api, "load_model"):
+        model: torch.nn.Module = api.load_model(spec)
+        return model
+    from medsr.infer.weights import WEIGHT_SUFFIXES, load_generator, zoo_models
+
+    looks_like_file = Path(spec).suffix.lower() in WEIGHT_SUFFIXES or Path(spec).exists()
+    if looks_like_file or spec in zoo_models():
+        return load_generator(spec)
+    from medsr.models import build
+
+    return build(spec)
+
+
+def zoo_names() -> list[str]:
+    """Names of the zoo models with shipped weights (empty when none are shipped)."""
+    from medsr.infer.weights import zoo_models
+
+    return list(zoo_models())
+
+
+def load_models(names: Sequence[str], baselines: Sequence[str] = (REFERENCE,)) -> list[ModelSpec]:
+    """Baselines first (the reference ``bicubic`` always included), then the models."""
+    wanted: list[str] = []
+    for name in [REFERENCE, *baselines, *names]:
+        name = name.strip()
+        if name and name not in wanted:
+            wanted.append(name)
+    specs = []
+    for name in wanted:
+        model = _load_one(name).eval()
+        label = name if not Path(name).suffix else Path(name).stem
+        specs.append(ModelSpec(label, model))
+    return specs
+
+
+# -- the run ------------------------------------------------------------------------------
+
+
+def build_degradation(name: str, scale: float | tuple[float, float]) -> Degradation:
+    """``medsr.degrade.build(name, scale=scale)``; same-size degradations take no scale."""
+    from medsr.degrade import build
+
+    try:
+        return build(name, scale=scale)
+    except ConfigError as exc:
+        if "does not take scale" not in str(exc):
+            raise
+        return build(name)
+
+
+def _modcrop(hr: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
+    """Crop the bottom/right so each axis is a multiple of an integer scale."""
+    h, w = hr.shape
+    sy, sx = scale
+    if float(sy).is_integer():
+        h -= h % int(sy)
+    if float(sx).is_integer():
+        w -= w % int(sx)
+    return hr[:h, :w]
+
+
+def _common_crop(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    h = min(a.shape[0], b.shape[0])
+    w = min(a.shape[1], b.shape[1])
+    return a[:h, :w], b[:h, :w]
+
+
+def _forward(model: torch.nn.Module, lr: torch.Tensor, scale: tuple[float, float]) -> torch.Tensor:
+    """One forward pass; tiled for networks on large inputs, grey repeated for colour models."""
+    channels = int(getattr(model, "in_channels", 1))
+    x = lr.repeat(1, channels, 1, 1) if channels != lr.shape[1] else lr
+    if getattr(model, "is_baseline", False) or max(x.shape[-2:]) <= TILE:
+        sr = model(x, scale)
+    else:
+        from medsr.infer.tiling import tiled_upscale
+        from medsr.models.base import output_size
+
+        out_size = output_size(int(x.shape[2]), int(x.shape[3]), scale)
+        sr = tiled_upscale(
+            lambda tile: model(tile, scale),
+            x,
+            scale,
+            out_size,
+            tile=TILE,
+            overlap=16,
+            receptive_field=int(getattr(model, "receptive_field", 0)) or None,
+        )
+    return sr.mean(dim=1, keepdim=True) if sr.shape[1] != 1 else sr
+
+
+def score_pair(
+    sr: np.ndarray, hr: np.ndarray, data_range: float, shave: tuple[int, int]
+) -> tuple[float, float]:
+    """PSNR (dB) and SSIM of two 2-D physical-unit arrays with the given range and shave."""
+    from medsr.metrics import psnr, ssim
+
+    x = torch.from_numpy(np.ascontiguousarray(sr, dtype=np.float64))[None, None]
+    y = torch.from_numpy(np.ascontiguousarray(hr, dtype=np.float64))[None, None]
+    sh = [min(s, (n - 1) // 2) for s, n in zip(shave, x.shape[2:])]
+    p = float(psnr(x, y, data_range, shave=sh)[0])
+    s = (
+        float(ssim(x, y, data_range, shave=sh)[0])
+        if min(x.shape[2:]) - 2 * max(sh) >= 11
+        else math.nan
+    )
+    return p, s
+
+
+def run_evaluation(
+    models: Sequence[ModelSpec],
+    images: Sequence[EvalImage],
+    scale: float | tuple[float, float],
+    degradation: str = "bicubic",
+    seed: int = 0,
+    keep_visuals: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> EvalResult:
+    """Score every model on every image at one scale; see the module docstring for the rules."""
+    deg = build_degradation(degradation, scale)
+    sr_scale = (float(deg.scale[0]), float(deg.scale[1]))
+    shave = (math.ceil(sr_scale[0] - 1e-9), math.ceil(sr_scale[1] - 1e-9))
+    results = {
+        m.name: ModelResult(
+            m.name,
+            bool(getattr(m.model, "arbitrary_scale", False)),
+            bool(getattr(m.model, "is_baseline", False)),
+        )
+        for m in models
+    }
+    visuals: list[ImageVisual] = []
+    with torch.inference_mode():
+        for m in models:  # warm-up: kernel caches and lazy initialisation stay out of timings
+            _forward(m.model, torch.full((1, 1, 24, 24), 0.5), sr_scale)
+        for index, item in enumerate(images):
+            hr = _modcrop(item.hr, sr_scale)
+            norm = item.normalization
+            hr_unit = torch.from_numpy(np.ascontiguousarray(norm.to_unit(hr), dtype=np.float32))
+            generator = torch.Generator().manual_seed(seed + index)
+            lr = deg(hr_unit[None, None], generator=generator)
+            srs: dict[str, np.ndarray] = {}
+            for m in models:
+                start = time.perf_counter()
+                out = _forward(m.model, lr, sr_scale)
+                results[m.name].seconds += time.perf_counter() - start
+                sr_phys = norm.from_unit(out[0, 0].double().numpy())
+                sr_c, hr_c = _common_crop(sr_phys, hr.astype(np.float64))
+                p, s = score_pair(sr_c, hr_c, norm.data_range, shave)
+                results[m.name].scores.append(
+                    ImageScore(item.name, item.modality.value, norm.data_range, p, s)
+                )
+                if keep_visuals:
+                    srs[m.name] = sr_c.astype(np.float32)
+                if progress is not None:
+                    progress(f"{item.name} {m.name}: PSNR {p:.2f} dB, SSIM {s:.4f}")
+            if keep_visuals:
+                lr_phys = norm.from_unit(lr[0, 0].double().numpy()).astype(np.float32)
+                visuals.append(ImageVisual(item.name, item.modality, norm, hr, lr_phys, srs))
+    reference = results.get(REFERENCE)
+    for r in results.values():
+        if reference is None:
+            continue
+        for metric in ("psnr", "ssim"):
+            diffs = [
+                getattr(a, metric) - getattr(b, metric) for a, b in zip(r.scores, reference.scores)
+            ]
+            with np.errstate(invalid="ignore"):
+                r.gain[metric] = float(np.mean(diffs)) if diffs else math.nan
+    config = deg.config()
+    return EvalResult(
+        scale=(sr_scale[0], sr_scale[1]),
+        degradation=degradation,
+        degradation_config=dict(config),
+        seed=seed,
+        shave=shave,
+        models=results,
+        visuals=visuals,
+    )
+
+
+def scale_sweep(
+    models: Sequence[ModelSpec],
+    images: Sequence[EvalImage],
+    scales: Sequence[float],
+    degradation: str = "bicubic",
+    seed: int = 0,
+) -> dict[str, list[tuple[float, float, float]]]:
+    """Mean PSNR and SSIM per scale for the arbitrary-scale models: name -> [(s, psnr, ssim)]."""
+    arbitrary = [m for m in models if getattr(m.model, "arbitrary_scale", False)]
+    curves: dict[str, list[tuple[float, float, float]]] = {m.name: [] for m in arbitrary}
+    if not arbitrary:
+        return curves
+    for s in scales:
+        run = run_evaluation(arbitrary, images, float(s), degradation, seed)
+        for name, r in run.models.items():
+            curves[name].append((float(s), r.mean("psnr"), r.mean("ssim")))
+    return curves
