@@ -33,8 +33,8 @@ from medsr.errors import ConfigError
 
 __all__ = ["CTSparseView", "ParallelBeamProjector", "projector", "ramp_filter"]
 
-#: Above this many stored weights a projector is split into chunks of views.
-MAX_NONZEROS = 48_000_000
+#: Above this many weights per matrix a projector is split into chunks of views (~128 MB each).
+MAX_NONZEROS = 16_000_000
 
 
 @lru_cache(maxsize=8)
