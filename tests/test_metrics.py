@@ -69,6 +69,11 @@ def test_metrics_match_skimage_on_ct_like_data_in_hounsfield_units(
     window = 4095.0
     assert psnr_np(sr, hr, window) == pytest.approx(sk_psnr(hr, sr, data_range=window), abs=1e-4)
     assert ssim_np(sr, hr, window) == pytest.approx(reference_ssim(sr, hr, window), abs=1e-4)
+    # float32 pixels (as MedicalImage holds them) take the fast float32 path, just as exact.
+    sr32, hr32 = sr.astype(np.float32), hr.astype(np.float32)
+    assert ssim_np(sr32, hr32, 80.0) == pytest.approx(
+        reference_ssim(sr32.astype(np.float64), hr32.astype(np.float64), 80.0), abs=1e-5
+    )
     # The same data seen through a narrower window scores differently: the range matters.
     assert psnr_np(sr, hr, 400.0) < psnr_np(sr, hr, window) - 15
 

@@ -74,8 +74,13 @@ def _check_pair(x: Tensor, y: Tensor) -> int:
 
 
 def _metric_dtype(x: Tensor) -> torch.dtype:
-    """float64 where the device supports it: SSIM's variance terms cancel badly in float32."""
+    """float64 where the device supports it, for sums over many pixels."""
     return torch.float32 if x.device.type == "mps" else torch.float64
+
+
+def _filter_dtype(x: Tensor) -> torch.dtype:
+    """float64 for float64 input, else float32: centred moments keep SSIM within ~1e-7."""
+    return torch.promote_types(x.dtype, torch.float32)
 
 
 def _range_per_image(data_range: DataRange, batch: int, like: Tensor) -> Tensor:
@@ -134,8 +139,8 @@ def gaussian_window_1d(
 
 
 def _separable_valid_filter(x: Tensor, taps: Tensor) -> Tensor:
-    """Gaussian-filter every channel separably along each spatial axis, keeping only the
-    positions where the whole window lies inside the input ("valid" convolution)."""
+    """Filter every channel separably with ``taps`` along each spatial axis, keeping only
+    the positions whose whole window lies inside the input ("valid" correlation)."""
     spatial = x.ndim - 2
     channels = x.shape[1]
     conv = F.conv2d if spatial == 2 else F.conv3d
@@ -161,8 +166,10 @@ def ssim_map(
 
     ``SSIM = (2 mu_x mu_y + C1)(2 s_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(s_x^2 + s_y^2 + C2))``
     with ``C1 = (k1 R)^2`` and ``C2 = (k2 R)^2``; ``cs`` is the second factor
-    alone. Differentiable, in the dtype of ``x``; inputs are scaled by ``1/R`` first
-    so float32 keeps its precision for data in physical units.
+    alone. Differentiable, in the dtype of ``x``. The moments are filtered after
+    subtracting each channel's mean of ``y`` and dividing by ``R`` (variances do
+    not change; the means are shifted back), so float32 stays accurate for data
+    in physical units far from zero, such as Hounsfield units.
     """
     dims = _check_pair(x, y)
     too_small = [s for s in x.shape[2:] if s < window]
@@ -172,29 +179,37 @@ def ssim_map(
             f"got {tuple(x.shape[2:])}"
         )
     r = _range_per_image(data_range, x.shape[0], x).reshape([-1] + [1] * (dims + 1))
-    x = x / r
-    y = y / r
+    centre = y.detach().flatten(2).mean(dim=2).reshape(*y.shape[:2], *[1] * dims)
+    x = (x - centre) / r
+    y = (y - centre) / r
+    offset = centre / r
     taps = gaussian_window_1d(window, sigma, dtype=x.dtype, device=x.device)
     c1 = k1**2
     c2 = k2**2
-    mu_x = _separable_valid_filter(x, taps)
-    mu_y = _separable_valid_filter(y, taps)
-    var_x = _separable_valid_filter(x * x, taps) - mu_x * mu_x
-    var_y = _separable_valid_filter(y * y, taps) - mu_y * mu_y
-    cov = _separable_valid_filter(x * y, taps) - mu_x * mu_y
+    moments = _separable_valid_filter(torch.cat([x, y, x * x, y * y, x * y], dim=1), taps)
+    mu_x, mu_y, xx, yy, xy = moments.chunk(5, dim=1)
+    var_x = xx - mu_x * mu_x
+    var_y = yy - mu_y * mu_y
+    cov = xy - mu_x * mu_y
     cs = (2 * cov + c2) / (var_x + var_y + c2)
+    mu_x = mu_x + offset
+    mu_y = mu_y + offset
     luminance = (2 * mu_x * mu_y + c1) / (mu_x * mu_x + mu_y * mu_y + c1)
     return luminance * cs, cs
 
 
 def ssim(x: Tensor, y: Tensor, data_range: DataRange, shave: Shave = 0) -> Tensor:
-    """Structural similarity per image (mean over channels and valid window positions)."""
+    """Structural similarity per image (mean over channels and valid window positions).
+
+    Computed in float32 unless the input is float64 (both agree with
+    scikit-image to about 1e-7); returned as float64.
+    """
     dims = _check_pair(x, y)
-    dtype = _metric_dtype(x)
+    dtype = _filter_dtype(x)
     x = shave_border(x, shave, dims).to(dtype)
     y = shave_border(y, shave, dims).to(dtype)
     s, _ = ssim_map(x, y, data_range)
-    return s.flatten(1).mean(dim=1)
+    return s.flatten(1).to(_metric_dtype(s)).mean(dim=1)
 
 
 def ms_ssim(
@@ -211,7 +226,7 @@ def ms_ssim(
     standard weights the image needs at least 11 * 16 = 176 pixels per axis.
     """
     dims = _check_pair(x, y)
-    dtype = _metric_dtype(x)
+    dtype = _filter_dtype(x)
     x = shave_border(x, shave, dims).to(dtype)
     y = shave_border(y, shave, dims).to(dtype)
     scales = len(weights)
@@ -233,14 +248,16 @@ def ms_ssim(
             y = pool(y, kernel_size=2)
     stacked = torch.stack(factors, dim=0)  # (scales, B, C)
     per_channel = torch.prod(stacked ** w.reshape(-1, 1, 1), dim=0)
-    return per_channel.mean(dim=1)
+    return per_channel.to(_metric_dtype(per_channel)).mean(dim=1)
 
 
 def _as_batch(a: np.ndarray) -> Tensor:
+    """(1, 1, ...) tensor; float32 arrays stay float32 (fast), anything else becomes float64."""
     arr = np.asarray(a)
     if arr.ndim not in (2, 3):
         raise ConfigError(f"expected a 2-D image or a 3-D volume; got shape {arr.shape}")
-    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))[None, None]
+    dtype = np.float32 if arr.dtype == np.float32 else np.float64
+    return torch.from_numpy(np.ascontiguousarray(arr, dtype=dtype))[None, None]
 
 
 def psnr_np(x: np.ndarray, y: np.ndarray, data_range: float, shave: Shave = 0) -> float:
