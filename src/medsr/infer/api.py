@@ -1,0 +1,115 @@
+"""The Python API: ``medsr.load_model(name_or_path)`` and ``medsr.upscale(image, model)``.
+
+>>> import medsr
+>>> model = medsr.load_model("bicubic")                     # doctest: +SKIP
+>>> sr = medsr.upscale("scan.dcm", model, scale=2.5)        # doctest: +SKIP
+>>> medsr.io.write(sr, "scan_x2.5.dcm")                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from medsr.errors import ConfigError, InputError
+from medsr.image import MedicalImage
+from medsr.infer.pipeline import UpscaleSettings, upscale_image
+from medsr.infer.runner import ModelRunner
+from medsr.infer.weights import (
+    WEIGHT_SUFFIXES,
+    load_generator,
+    load_zoo_model,
+    weights_hint,
+    zoo_models,
+)
+from medsr.models.base import SRModel
+
+__all__ = ["load_model", "upscale"]
+
+
+def load_model(
+    name_or_path: str | Path, device: str | torch.device = "cpu", zoo_dir: str | Path | None = None
+) -> SRModel:
+    """A ready generator: a weights file path, a zoo name, or an interpolation baseline.
+
+    An architecture name without shipped weights (``srresnet``) is refused with
+    the zoo names that exist and how to pass a weights file; to build a
+    random-initialised network use :func:`medsr.models.build`.
+    """
+    from medsr import models
+
+    text = str(name_or_path)
+    path = Path(text)
+    if path.exists() or path.suffix.lower() in WEIGHT_SUFFIXES or "/" in text:
+        if not path.exists():
+            raise InputError(path, "no such weights file")
+        return load_generator(path, device=device, zoo_dir=zoo_dir)
+    if text in zoo_models(zoo_dir):
+        return load_zoo_model(text, device=device, zoo_dir=zoo_dir)
+    if text in models.available():
+        model = models.build(text)
+        if model.is_baseline:
+            return model.to(device)
+        raise ConfigError(
+            f"{text!r} is an architecture with no weights shipped for it; {weights_hint()}"
+        )
+    from medsr.models.interpolation import KERNELS
+
+    baselines = [n for n in models.available() if n in KERNELS]
+    zoo = ", ".join(zoo_models(zoo_dir)) or "none in this build"
+    raise ConfigError(
+        f"unknown model {text!r}: not a file, a zoo model ({zoo}) or a baseline "
+        f"({', '.join(baselines)})"
+    )
+
+
+def upscale(
+    image_or_path: MedicalImage | str | Path,
+    model: nn.Module | str | Path,
+    scale: float | tuple[float, float] | None = None,
+    spacing: float | None = None,
+    tile: int | None = None,
+    overlap: int | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    batch_size: int | None = None,
+    plane: str = "in",
+    compile: bool = False,
+    consistency: bool = False,
+    data_consistency: bool = False,
+    progress: bool = False,
+) -> MedicalImage:
+    """Super-resolve an image (or the file/series at a path); returns the derived image.
+
+    ``scale`` is per axis ``(sy, sx)`` or one number (the slice axis for
+    ``plane="through"``); ``spacing`` asks for that output spacing in mm
+    instead. ``tile``/``overlap`` in LR pixels (default: tiles only for large
+    images). ``model`` is an ``nn.Module`` or anything :func:`load_model` takes.
+    What was done (resampling, fidelity figures) is appended to the result's
+    ``history``; :func:`medsr.infer.pipeline.upscale_image` also returns the
+    residual map.
+    """
+    from medsr.io import read
+
+    image = image_or_path if isinstance(image_or_path, MedicalImage) else read(image_or_path)
+    module = model if isinstance(model, nn.Module) else load_model(model)
+    settings = UpscaleSettings(
+        scale=scale,
+        spacing=spacing,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        plane=plane,
+        consistency=consistency,
+        data_consistency=data_consistency,
+    )
+    runner = ModelRunner(module, device=device, precision=precision, compile=compile)
+    try:
+        result = upscale_image(image, runner, settings, progress=progress)
+    finally:
+        runner.restore()
+    if result.notes:
+        result.image.history.extend(f"note: {n}" for n in result.notes)
+    return result.image

@@ -1,0 +1,534 @@
+"""The upscale pipeline: a MedicalImage (or files) in, a MedicalImage (or files) out.
+
+Intensities go ``physical -> [0, 1]`` with the image's own
+:meth:`~medsr.image.MedicalImage.normalization`, through the model, and back
+with its exact inverse, so CT stays in HU and 16-bit data stays 16-bit.
+Geometry follows :meth:`~medsr.image.MedicalImage.with_pixels`: the output
+grid covers the same field of view with spacing divided by the scale.
+
+Volumes are upscaled in-plane (each (H, W) slice, batched) or through-plane
+(each (D, W) plane with the scale on D only, to approach isotropic voxels).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from medsr.degrade.resize import imresize, output_size
+from medsr.errors import ConfigError, InputError
+from medsr.image import MedicalImage
+from medsr.infer.consistency import (
+    Residual,
+    downscale,
+    project_consistent,
+    residual_of,
+    resize_kernel_of,
+)
+from medsr.infer.runner import ModelRunner, ScalePair, ScalePlan, format_scale, plan_scale
+from medsr.infer.tiling import plan_tiles, tiled_upscale
+
+PLANES = ("in", "through")
+#: Output pixels per plane above which tiling switches on when no tile size is given.
+AUTO_TILE_PIXELS = 1 << 21
+#: Output pixels one automatic tile aims at.
+AUTO_TILE_TARGET = 1 << 20
+DEFAULT_OVERLAP = 32
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class UpscaleSettings:
+    """Options of one upscale run (CLI flags and API keywords)."""
+
+    scale: float | tuple[float, float] | None = None
+    spacing: float | None = None
+    tile: int | None = None
+    overlap: int | None = None
+    batch_size: int | None = None
+    plane: str = "in"
+    consistency: bool = False
+    data_consistency: bool = False
+
+    def check(self) -> None:
+        if self.scale is not None and self.spacing is not None:
+            raise ConfigError("give either a scale or a target spacing, not both")
+        if self.spacing is not None and not self.spacing > 0:
+            raise ConfigError(f"target spacing must be positive mm, got {self.spacing}")
+        if self.plane not in PLANES:
+            raise ConfigError(f"unknown plane {self.plane!r}; choose in or through")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.overlap is not None and self.tile is None:
+            raise ConfigError("--overlap needs --tile")
+
+
+@dataclass
+class UpscaleResult:
+    """The upscaled image, what was done, and the fidelity figures when asked for."""
+
+    image: MedicalImage
+    notes: list[str] = field(default_factory=list)
+    residual: MedicalImage | None = None
+    residual_summary: Residual | None = None
+    #: max |degrade(SR) - LR| after the data-consistency projection, % of the data range
+    projected_residual_percent: float | None = None
+
+
+# ----------------------------------------------------------------------------- scales
+def _in_plane_target(
+    image: MedicalImage, settings: UpscaleSettings, notes: list[str]
+) -> ScalePair | None:
+    if settings.scale is not None:
+        s = settings.scale
+        return (float(s), float(s)) if isinstance(s, int | float) else (float(s[0]), float(s[1]))
+    if settings.spacing is None:
+        return None
+    _require_spacing(image)
+    dy, dx = image.spacing_mm[-2:]
+    target = (dy / settings.spacing, dx / settings.spacing)
+    if any(t < 1.0 for t in target):
+        notes.append(f"axes already at or finer than {settings.spacing:g} mm are kept (scale 1)")
+    return (max(target[0], 1.0), max(target[1], 1.0))
+
+
+def _through_target(image: MedicalImage, settings: UpscaleSettings) -> float:
+    dz, dy, dx = image.spacing_mm
+    if settings.scale is not None:
+        if not isinstance(settings.scale, int | float):
+            raise ConfigError("through-plane upscaling takes one scale (along the slice axis)")
+        return float(settings.scale)
+    _require_spacing(image)
+    goal = settings.spacing if settings.spacing is not None else 0.5 * (dy + dx)
+    target = dz / goal
+    if target <= 1.0 + 1e-6:
+        raise ConfigError(
+            f"slices are {dz:.4g} mm apart, already at or finer than {goal:.4g} mm; "
+            "nothing to upscale through-plane"
+        )
+    return target
+
+
+def _require_spacing(image: MedicalImage) -> None:
+    if not image.spacing_known:
+        raise ConfigError(
+            f"{image.source.path or 'the image'} has no known pixel spacing; give --scale instead"
+        )
+
+
+# ----------------------------------------------------------------------------- planes
+def auto_tile(out_pixels: int, scale: ScalePair, tile: int | None) -> tuple[int | None, int]:
+    """(tile, overlap): the given tile, or one of ~1 M output pixels when the plane is large."""
+    if tile is not None:
+        return tile, DEFAULT_OVERLAP if tile > 2 * DEFAULT_OVERLAP else tile // 4
+    if out_pixels <= AUTO_TILE_PIXELS:
+        return None, 0
+    size = int(math.sqrt(AUTO_TILE_TARGET / (scale[0] * scale[1])))
+    size = max(64, (size // 16) * 16)
+    return size, DEFAULT_OVERLAP
+
+
+def upscale_planes(
+    runner: ModelRunner,
+    planes: Tensor,
+    plan: ScalePlan,
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+    progress: bool = False,
+    log: Log | None = None,
+) -> Tensor:
+    """Upscale grey [0, 1] planes (N, 1, h, w) on the CPU to (N, 1, H', W') at ``plan.target``."""
+    n, _, h, w = planes.shape
+    final = output_size(h, w, plan.target)
+    source = planes.transpose(-1, -2) if plan.transpose else planes
+    sh, sw = int(source.shape[-2]), int(source.shape[-1])
+    run_size = output_size(sh, sw, plan.run)
+    chosen_tile, chosen_overlap = auto_tile(run_size[0] * run_size[1], plan.run, tile)
+    if overlap is not None:
+        chosen_overlap = overlap
+    if tile is None and chosen_tile is not None and log is not None:
+        log(f"tiling automatically: tiles of {chosen_tile} px, overlap {chosen_overlap}")
+    rf = runner.info.receptive_field
+    tile_plan = plan_tiles((sh, sw), run_size, plan.run, chosen_tile, chosen_overlap, rf)
+    if chosen_tile is not None and not tile_plan.exact_alignment and log is not None:
+        log(
+            f"scale {format_scale(plan.run)} has no small rational form: tiles are placed "
+            "to the nearest output pixel"
+        )
+    per_item = (
+        run_size[0] * run_size[1]
+        if tile_plan.count == 1
+        else int((chosen_tile or sh) * plan.run[0] * (chosen_tile or sw) * plan.run[1])
+    )
+    batch = batch_size or max(1, min(64, (1 << 21) // max(per_item, 1)))
+    chunk = batch if tile_plan.count == 1 else max(1, batch // tile_plan.count) or 1
+    from tqdm import tqdm
+
+    unit = "slice" if tile_plan.count == 1 else "tile"
+    bar = tqdm(total=n * tile_plan.count, unit=unit, disable=not progress, leave=False)
+    out: Tensor | None = None
+    try:
+        for first in range(0, n, chunk):
+            part = tiled_upscale(
+                lambda x: runner(x, plan.run),
+                source[first : first + chunk],
+                plan.run,
+                run_size,
+                chosen_tile,
+                chosen_overlap,
+                rf,
+                batch,
+                bar.update,
+            )
+            if plan.transpose:
+                part = part.transpose(-1, -2)
+            if plan.resample:
+                part = imresize(part, size=final, kernel="cubic", antialias=True)
+            if first == 0 and first + chunk >= n:
+                out = part.contiguous()
+                break
+            if out is None:
+                out = torch.empty(n, 1, *final, dtype=torch.float32)
+            out[first : first + chunk] = part
+    finally:
+        bar.close()
+    assert out is not None
+    return out
+
+
+def _to_planes(unit: np.ndarray, plane: str) -> Tensor:
+    """(H, W) -> (1, 1, H, W); (D, H, W) in-plane -> (D, 1, H, W); through -> (H, 1, D, W)."""
+    t = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float32))
+    if t.ndim == 2:
+        return t[None, None]
+    if plane == "through":
+        return t.permute(1, 0, 2).unsqueeze(1).contiguous()
+    return t.unsqueeze(1)
+
+
+def _from_planes(planes: Tensor, ndim: int, plane: str) -> np.ndarray:
+    if ndim == 2:
+        return planes[0, 0].numpy()
+    if plane == "through":
+        return planes[:, 0].permute(1, 0, 2).contiguous().numpy()
+    return planes[:, 0].numpy()
+
+
+# ----------------------------------------------------------------------------- image
+def upscale_image(
+    image: MedicalImage,
+    model: nn.Module | ModelRunner,
+    settings: UpscaleSettings | None = None,
+    progress: bool = False,
+    log: Log | None = None,
+) -> UpscaleResult:
+    """Super-resolve one image; see :class:`UpscaleSettings` for the options."""
+    settings = settings or UpscaleSettings()
+    settings.check()
+    runner = model if isinstance(model, ModelRunner) else ModelRunner(model)
+    notes: list[str] = []
+    plane = settings.plane
+    if plane == "through":
+        if image.ndim != 3 or image.shape[0] < 2:
+            raise ConfigError("--plane through needs a volume of at least 2 slices")
+        target: ScalePair | None = (_through_target(image, settings), 1.0)
+    else:
+        target = _in_plane_target(image, settings, notes)
+    plan = plan_scale(runner.info, target, allow_transpose=plane == "through")
+    if plane == "through" and plan.run[0] == plan.run[1] and plan.run[0] > 1:
+        notes.append(
+            f"{runner.info.name} is isotropic ({format_scale(plan.run)}): applied to each "
+            "(D, W) plane, then the W axis is resampled back to its size"
+        )
+    notes.extend(plan.notes)
+    for text in notes:
+        if log is not None:
+            log(text)
+
+    def note(text: str) -> None:
+        notes.append(text)
+        if log is not None:
+            log(text)
+
+    norm = image.normalization()
+    lr = _to_planes(norm.to_unit(image.pixels), plane)
+    try:
+        sr = upscale_planes(
+            runner, lr, plan, settings.tile, settings.overlap, settings.batch_size, progress, log
+        )
+    finally:
+        if not isinstance(model, ModelRunner):
+            runner.restore()
+
+    result = UpscaleResult(image)
+    lr_size = (int(lr.shape[-2]), int(lr.shape[-1]))
+    kernel, degrade_note = _degradation_kernel(runner.model)
+    if settings.data_consistency:
+        if degrade_note:
+            note(degrade_note)
+        sr = project_consistent(sr, lr, kernel)
+        left = (downscale(sr, lr_size, kernel) - lr).abs().max()
+        result.projected_residual_percent = 100.0 * float(left)
+        note(
+            "data consistency: projected so the output re-degrades to the input; remaining "
+            f"max residual {result.projected_residual_percent:.2g}% of the data range"
+        )
+    if settings.consistency:
+        if degrade_note and not settings.data_consistency:
+            note(degrade_note)
+        redegraded = downscale(sr, lr_size, kernel)
+        summary = residual_of(redegraded, lr)
+        residual_pixels = _from_planes(torch.from_numpy(summary.map), image.ndim, plane)
+        result.residual = image.with_pixels(
+            (residual_pixels * norm.data_range).astype(np.float32),
+            f"medsr consistency residual |degrade(SR) - LR| ({norm.method})",
+        )
+        result.residual_summary = summary
+        note(f"{summary.describe()}; data range {norm.data_range:.6g} ({norm.method})")
+
+    pixels = norm.from_unit(_from_planes(sr, image.ndim, plane)).astype(np.float32)
+    scale_text = format_scale(plan.target)
+    where = "through-plane" if plane == "through" else "in-plane"
+    description = f"medsr upscale {scale_text} {where} with {_model_label(runner.model)}"
+    result.image = image.with_pixels(pixels, description)
+    result.notes = notes
+    return result
+
+
+def _model_label(model: nn.Module) -> str:
+    from medsr.infer.weights import describe_weights
+
+    return describe_weights(model)
+
+
+def _degradation_kernel(model: nn.Module) -> tuple[str, str | None]:
+    """The imresize kernel used to re-degrade, and a note when it differs from training."""
+    config = getattr(model, "medsr_degradation", None)
+    kernel = resize_kernel_of(config)
+    if kernel is not None:
+        return kernel, None
+    return "cubic", (
+        f"the model was trained with the degradation {config}; fidelity is measured against "
+        "the bicubic (antialiased imresize) degradation instead"
+    )
+
+
+# ----------------------------------------------------------------------------- files
+@dataclass(frozen=True)
+class InputItem:
+    """One thing to upscale: a file, or a folder read as one DICOM series."""
+
+    path: Path
+    series: bool = False
+    #: where the output goes relative to the output folder (mirrors input folders)
+    relative: Path = Path()
+    #: the folder given on the command line that this item was found in
+    root: Path | None = None
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".nii", ".nii.gz", ".hdr", ".npy")
+
+
+def _is_dicom_file(path: Path) -> bool:
+    from medsr.io.core import DICOM_SUFFIXES, _looks_like_dicom, full_suffix
+
+    return full_suffix(path) in DICOM_SUFFIXES or _looks_like_dicom(path)
+
+
+def _series_uid(path: Path) -> tuple[str, int] | None:
+    import warnings
+
+    import pydicom
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:
+        return None
+    return str(ds.get("SeriesInstanceUID", "")), int(ds.get("NumberOfFrames", 1) or 1)
+
+
+def collect_inputs(paths: Sequence[str | Path]) -> list[InputItem]:
+    """Files, and folders expanded: a folder of one single-frame DICOM series is one item;
+    other image files are items of their own; sub-folders are searched too."""
+    from medsr.io.core import full_suffix
+
+    items: list[InputItem] = []
+
+    def walk(folder: Path, relative: Path, root: Path) -> None:
+        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        dicoms = [p for p in files if full_suffix(p) not in IMAGE_SUFFIXES and _is_dicom_file(p)]
+        headers = {p: _series_uid(p) for p in dicoms}
+        uids = {h[0] for h in headers.values() if h is not None}
+        single_frame = all(h is not None and h[1] == 1 for h in headers.values())
+        if len(dicoms) > 1 and len(uids) == 1 and single_frame:
+            items.append(InputItem(folder, True, relative, root))
+        else:
+            items.extend(InputItem(p, False, relative, root) for p in dicoms if headers[p])
+        items.extend(
+            InputItem(p, False, relative, root) for p in files if full_suffix(p) in IMAGE_SUFFIXES
+        )
+        for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            walk(sub, relative / sub.name, root)
+
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise InputError(path, "no such file or folder")
+        if path.is_file():
+            items.append(InputItem(path))
+            continue
+        before = len(items)
+        walk(path, Path(), path)
+        if len(items) == before:
+            raise InputError(path, "folder holds no images medsr can read")
+        if len(items) == before + 1 and items[-1].series and items[-1].path == path:
+            items[-1] = InputItem(path, True)  # a series folder given directly
+    return items
+
+
+def _predicted_suffix(item: InputItem) -> str:
+    from medsr.io.core import NIFTI_SUFFIXES, full_suffix
+
+    if item.series:
+        return ""
+    suffix = full_suffix(item.path)
+    if suffix in NIFTI_SUFFIXES:
+        return ".nii.gz"
+    if suffix in (".png", ".jpg", ".jpeg"):
+        return ".png"
+    if suffix in (".tif", ".tiff"):
+        return ".tif"
+    if suffix == ".npy":
+        return ".npy"
+    return ".dcm"
+
+
+OUTPUT_FILE_SUFFIXES = (".dcm", ".nii", ".nii.gz", ".png", ".tif", ".tiff", ".npy")
+
+
+def output_paths(items: Sequence[InputItem], output: Path, tag: str) -> list[Path]:
+    """Where each item's result goes; refuses to overwrite inputs or write inside input folders."""
+    from medsr.io.core import full_suffix, stem
+
+    single_file = len(items) == 1 and full_suffix(output) in OUTPUT_FILE_SUFFIXES
+    outs: list[Path] = []
+    for item in items:
+        if single_file:
+            outs.append(output)
+            continue
+        name = item.path.name if item.series else stem(item.path)
+        outs.append(output / item.relative / f"{name}{tag}{_predicted_suffix(item)}")
+    resolved_inputs = {item.path.resolve() for item in items}
+    folders = {item.path.resolve() for item in items if item.series}
+    folders |= {item.root.resolve() for item in items if item.root is not None}
+    out_root = output.resolve()
+    for folder in folders:
+        if out_root == folder or folder in out_root.parents:
+            raise InputError(
+                output, f"lies inside the input folder {folder}; choose an output outside it"
+            )
+    seen: dict[Path, Path] = {}
+    for item, out in zip(items, outs):
+        target = out.resolve()
+        if target in resolved_inputs:
+            raise InputError(out, "is one of the inputs; refusing to overwrite an input")
+        if target in seen:
+            raise ConfigError(
+                f"{seen[target]} and {item.path} would both be written to {out}; "
+                "give them different names or separate runs"
+            )
+        seen[target] = item.path
+    return outs
+
+
+def _write_residual(result: UpscaleResult, out: Path) -> list[Path]:
+    """The residual in the output's format beside it, plus a PNG map (max over slices)."""
+    from PIL import Image
+
+    from medsr.io import write
+    from medsr.io.core import atomic_path, full_suffix, stem
+
+    assert result.residual is not None
+    suffix = full_suffix(out)
+    base = stem(out) if suffix else out.name
+    written = [write(result.residual, out.with_name(f"{base}_residual{suffix}"))]
+    pixels = result.residual.pixels
+    view = pixels.max(axis=0) if pixels.ndim == 3 else pixels
+    top = float(np.percentile(view, 99.9)) or float(view.max()) or 1.0
+    grey = np.clip(np.rint(view / top * 255.0), 0, 255).astype(np.uint8)
+    png = out.with_name(f"{base}_residual.png")
+    with atomic_path(png) as tmp:
+        Image.fromarray(grey).save(tmp, format="PNG")
+    written.append(png)
+    return written
+
+
+def _keep_format(out: Path, image: MedicalImage, explicit: bool) -> Path:
+    """``out`` with the suffix of the image's own format, unless the user named the file."""
+    from medsr.io.core import full_suffix, output_suffix_for, stem
+
+    if explicit and full_suffix(out) in OUTPUT_FILE_SUFFIXES:
+        return out
+    suffix = output_suffix_for(image)
+    if image.ndim == 2 and suffix == "":
+        suffix = ".dcm"
+    current = full_suffix(out)
+    if current == suffix:
+        return out
+    base = stem(out) if current else out.name
+    return out.with_name(base + suffix)
+
+
+def run_files(
+    inputs: Sequence[str | Path],
+    output: str | Path,
+    model: nn.Module,
+    settings: UpscaleSettings,
+    device: str = "auto",
+    precision: str = "fp32",
+    compile: bool = False,
+    tag: str = "_sr",
+    progress: bool = True,
+    log: Log = print,
+) -> list[Path]:
+    """Upscale every input into ``output`` in its own format; returns the written paths."""
+    from medsr.io import read, write
+
+    settings.check()
+    output = Path(output)
+    items = collect_inputs(inputs)
+    outs = output_paths(items, output, tag)
+    runner = ModelRunner(model, device=device, precision=precision, compile=compile)
+    written: list[Path] = []
+    try:
+        for item, out in zip(items, outs):
+            image = read(item.path)
+            out = _keep_format(out, image, explicit=len(items) == 1 and out == output)
+            if out.resolve() == item.path.resolve():
+                raise InputError(out, "is the input; refusing to overwrite it")
+            result = upscale_image(image, runner, settings, progress=progress, log=log)
+            path = write(result.image, out)
+            written.append(path)
+            sp_in = " x ".join(f"{s:.4g}" for s in image.spacing_mm)
+            sp_out = " x ".join(f"{s:.4g}" for s in result.image.spacing_mm)
+            log(
+                f"{item.path} {image.shape} @ {sp_in} mm -> {path} "
+                f"{result.image.shape} @ {sp_out} mm"
+            )
+            if result.residual is not None:
+                for extra in _write_residual(result, path):
+                    written.append(extra)
+                    log(f"  residual map: {extra}")
+    finally:
+        runner.restore()
+    return written

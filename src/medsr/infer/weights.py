@@ -1,0 +1,340 @@
+"""Safe generator weights: safetensors files, restricted checkpoints, and the model zoo.
+
+A weights file is either safetensors (tensors plus string metadata
+``medsr.model`` = registry name and ``medsr.config`` = JSON build overrides),
+or a PyTorch ``.pt``/``.pth``/``.ckpt`` loaded with ``weights_only=True``, so a
+pickle that would import and call arbitrary code is refused, never run.
+
+The zoo is a folder (``src/medsr/zoo`` by default, ``MEDSR_ZOO_DIR`` to
+override) holding ``manifest.json``::
+
+    {"models": {"<zoo-name>": {"file": "<name>.safetensors", "sha256": "<hex>",
+     "architecture": "<registry name>", "config": {...}, "scale": [sy, sx] | null,
+     "degradation": {...}, "card": "<name>.md"}}}
+
+Every file's SHA-256 is checked before its bytes are parsed. A missing folder
+or manifest means no weights are shipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import pickletools
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from medsr.errors import ConfigError, InputError
+from medsr.models.base import SRModel
+
+SAFETENSORS_SUFFIXES = (".safetensors",)
+TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+WEIGHT_SUFFIXES = SAFETENSORS_SUFFIXES + TORCH_SUFFIXES
+#: Keys under which a training checkpoint may keep the generator's state dict.
+STATE_KEYS = ("generator", "state_dict", "model_state", "model", "params", "ema")
+ZOO_ENV = "MEDSR_ZOO_DIR"
+
+
+# ----------------------------------------------------------------------------- saving
+def save_generator(
+    model: SRModel, path: str | Path, extra_metadata: dict[str, Any] | None = None
+) -> Path:
+    """Write ``model``'s weights and how to rebuild it; safetensors unless the suffix is .pt/.pth.
+
+    Metadata values that are not strings are stored as JSON.
+    """
+    from medsr.io.core import atomic_path
+
+    path = Path(path)
+    name = getattr(model, "name", "")
+    if not name:
+        raise ConfigError("save_generator needs a registry model (with .name and .config)")
+    metadata = {"medsr.model": str(name), "medsr.config": json.dumps(dict(model.config))}
+    for key, value in (extra_metadata or {}).items():
+        metadata[str(key)] = value if isinstance(value, str) else json.dumps(value)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() in TORCH_SUFFIXES:
+            torch.save({"metadata": metadata, "state_dict": state}, tmp)
+        else:
+            from safetensors.torch import save_file
+
+            save_file(state, str(tmp), metadata=metadata)
+    return path
+
+
+# ----------------------------------------------------------------------------- loading
+@dataclass
+class WeightsFile:
+    """A state dict and the string metadata stored beside it."""
+
+    state: dict[str, torch.Tensor]
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def read_weights(path: str | Path) -> WeightsFile:
+    """Tensors and metadata of a safetensors file or a weights-only PyTorch checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such weights file")
+    if path.suffix.lower() in SAFETENSORS_SUFFIXES:
+        return _read_safetensors(path)
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    if path.suffix.lower() not in TORCH_SUFFIXES and len(head) == 8:
+        header_len = int.from_bytes(head, "little")
+        if 2 <= header_len < 100_000_000:  # a safetensors file with another suffix
+            try:
+                return _read_safetensors(path)
+            except InputError:
+                pass
+    return _read_torch(path)
+
+
+def _read_safetensors(path: Path) -> WeightsFile:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            metadata = dict(fh.metadata() or {})
+            state = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputError(path, f"not a readable safetensors file ({exc})") from None
+    return WeightsFile(state, metadata)
+
+
+def _read_torch(path: Path) -> WeightsFile:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL:?\s+([\w.]+)", str(exc))
+        names = pickle_imports(path) or ([found.group(1)] if found else [])
+        culprit = f" (it imports {', '.join(names[:4])})" if names else ""
+        raise InputError(
+            path,
+            "refusing to load: the checkpoint holds Python objects that would run code when "
+            f"unpickled{culprit}; only tensors and plain "
+            "containers are accepted. Re-save the weights as safetensors from a trusted copy",
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise InputError(path, f"not a readable PyTorch checkpoint ({first})") from None
+    return _unpack_checkpoint(path, obj)
+
+
+_SAFE_MODULES = ("torch", "collections", "_codecs", "numpy")
+
+
+def pickle_imports(path: Path) -> list[str]:
+    """Callables a pickle (or a torch zip checkpoint's data.pkl) would import, found by reading
+    its opcodes without executing them; torch, collections and numpy names are left out."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                member = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+                if member is None:
+                    return []
+                data = archive.read(member)
+        else:
+            data = path.read_bytes()
+        strings: list[str] = []
+        found: list[str] = []
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name == "GLOBAL" and isinstance(arg, str):
+                found.append(arg.replace(" ", "."))
+            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+            elif isinstance(arg, str):
+                strings.append(arg)
+    except (OSError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError):
+        return []
+    return sorted({n for n in found if not n.startswith(_SAFE_MODULES)})
+
+
+def _unpack_checkpoint(path: Path, obj: Any) -> WeightsFile:
+    if not isinstance(obj, dict):
+        raise InputError(
+            path, f"a checkpoint must hold a dict of tensors, found {type(obj).__name__}"
+        )
+    metadata: dict[str, str] = {}
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        metadata.update(
+            {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
+        )
+    for key, meta_key in (("model_name", "medsr.model"), ("architecture", "medsr.model")):
+        if isinstance(obj.get(key), str):
+            metadata.setdefault(meta_key, obj[key])
+    if isinstance(obj.get("config"), dict):
+        metadata.setdefault("medsr.config", json.dumps(obj["config"]))
+    if all(isinstance(v, torch.Tensor) for v in obj.values()) and obj:
+        return WeightsFile(dict(obj), metadata)
+    for key in STATE_KEYS:
+        value = obj.get(key)
+        if (
+            isinstance(value, dict)
+            and value
+            and all(isinstance(v, torch.Tensor) for v in value.values())
+        ):
+            return WeightsFile(dict(value), metadata)
+    raise InputError(
+        path, f"no generator state dict found; expected one of the keys {', '.join(STATE_KEYS)}"
+    )
+
+
+def tag_model(model: nn.Module, **tags: Any) -> None:
+    """Attach provenance to a module as ``medsr_<key>`` attributes (zoo name, degradation)."""
+    for key, value in tags.items():
+        setattr(model, f"medsr_{key}", value)
+
+
+def _build_from(
+    path: Path, weights: WeightsFile, architecture: str | None, config: dict[str, Any] | None
+) -> SRModel:
+    from medsr import models
+
+    name = architecture or weights.metadata.get("medsr.model")
+    if not name:
+        raise InputError(
+            path,
+            "the file does not say which architecture it holds (no 'medsr.model' metadata); "
+            "pass architecture=NAME to load_generator",
+        )
+    if config is None:
+        try:
+            config = json.loads(weights.metadata.get("medsr.config", "{}"))
+        except json.JSONDecodeError:
+            raise InputError(path, "its 'medsr.config' metadata is not valid JSON") from None
+    assert config is not None
+    model = models.build(name, **config)
+    strip = "_orig_mod."  # torch.compile wrappers
+    state = {k[len(strip) :] if k.startswith(strip) else k: v for k, v in weights.state.items()}
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        missing = ", ".join(result.missing_keys[:4])
+        unexpected = ", ".join(result.unexpected_keys[:4])
+        raise InputError(
+            path,
+            f"weights do not fit {name} with config {config}: "
+            f"missing [{missing}] unexpected [{unexpected}]",
+        )
+    degradation = weights.metadata.get("medsr.degradation")
+    if degradation:
+        try:
+            tag_model(model, degradation=json.loads(degradation))
+        except json.JSONDecodeError:
+            tag_model(model, degradation=degradation)
+    return model.eval()
+
+
+def load_generator(
+    path_or_zoo_name: str | Path,
+    device: str | torch.device = "cpu",
+    architecture: str | None = None,
+    zoo_dir: str | Path | None = None,
+    **config: Any,
+) -> SRModel:
+    """Rebuild a generator from a weights file (or a zoo name) and load its weights.
+
+    ``architecture`` and ``config`` override what the file records, for files
+    written by other tools.
+    """
+    text = str(path_or_zoo_name)
+    path = Path(text)
+    if not path.exists() and text in zoo_models(zoo_dir):
+        return load_zoo_model(text, device=device, zoo_dir=zoo_dir)
+    weights = read_weights(path)
+    model = _build_from(path, weights, architecture, config or None)
+    return model.to(device)
+
+
+# ----------------------------------------------------------------------------- zoo
+def zoo_folder(override: str | Path | None = None) -> Path:
+    """The zoo folder: ``override``, else ``$MEDSR_ZOO_DIR``, else the packaged ``medsr/zoo``."""
+    if override is not None:
+        return Path(override)
+    env = os.environ.get(ZOO_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "zoo"
+
+
+def zoo_models(override: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """The manifest's models by zoo name; empty when no zoo is shipped."""
+    manifest = zoo_folder(override) / "manifest.json"
+    if not manifest.is_file():
+        return {}
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(manifest, f"not valid JSON ({exc})") from None
+    entries = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(entries, dict):
+        raise InputError(manifest, 'expected {"models": {name: entry}}')
+    for name, entry in entries.items():
+        if not isinstance(entry, dict) or not {"file", "sha256", "architecture"} <= set(entry):
+            raise InputError(manifest, f"entry {name!r} needs file, sha256 and architecture")
+    return entries
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_zoo_model(
+    name: str, device: str | torch.device = "cpu", zoo_dir: str | Path | None = None
+) -> SRModel:
+    """A zoo model: verify the file's SHA-256 against the manifest, then build and load it."""
+    entries = zoo_models(zoo_dir)
+    if name not in entries:
+        shipped = ", ".join(entries) or "none shipped"
+        raise ConfigError(f"no zoo model named {name!r}; zoo models: {shipped}")
+    entry = entries[name]
+    path = zoo_folder(zoo_dir) / str(entry["file"])
+    if not path.is_file():
+        raise InputError(
+            path, f"zoo model {name!r} is listed in the manifest but its file is missing"
+        )
+    expected = str(entry["sha256"]).lower()
+    actual = sha256_of(path)
+    if actual != expected:
+        raise InputError(
+            path,
+            f"SHA-256 checksum mismatch for zoo model {name!r}: the manifest expects "
+            f"{expected}, the file has {actual}; the weights are corrupted or were replaced, "
+            "refusing to load them",
+        )
+    weights = read_weights(path)
+    config = entry.get("config")
+    model = _build_from(path, weights, str(entry["architecture"]), dict(config) if config else {})
+    tag_model(model, zoo_name=name)
+    if entry.get("degradation") is not None:
+        tag_model(model, degradation=entry["degradation"])
+    return model.to(device)
+
+
+def weights_hint() -> str:
+    """What to tell a user who named an architecture that has no shipped weights."""
+    shipped = ", ".join(zoo_models()) or "none in this build"
+    return (
+        f"zoo models with weights: {shipped}; or pass a weights file "
+        "(--model PATH.safetensors, or a .pt/.pth written by `medsr train`)"
+    )
+
+
+def describe_weights(module: nn.Module) -> str:
+    """``zoo:name`` / registry name, for history lines."""
+    zoo = getattr(module, "medsr_zoo_name", None)
+    return f"zoo:{zoo}" if zoo else str(getattr(module, "name", type(module).__name__))

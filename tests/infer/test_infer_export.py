@@ -1,0 +1,46 @@
+"""ONNX export: dynamic height/width, onnxruntime agrees with PyTorch within 1e-4."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from medsr.cli import main
+from medsr.errors import ConfigError
+from medsr.infer.export import export_onnx
+from medsr.infer.weights import save_generator
+from medsr.models import build
+
+
+def test_onnx_matches_pytorch_at_another_size(tiny_sr, tmp_path: Path) -> None:
+    report = export_onnx(tiny_sr, tmp_path / "tiny.onnx", trace_size=(16, 16), check_size=(23, 31))
+    assert report.max_abs_diff is not None and report.max_abs_diff < 1e-4
+    session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    x = torch.rand(3, 1, 19, 11, generator=torch.Generator().manual_seed(1))
+    got = session.run(None, {"lr": x.numpy()})[0]
+    with torch.no_grad():
+        expected = tiny_sr(x).numpy()
+    assert got.shape == (3, 1, 38, 22)
+    assert np.abs(got - expected).max() < 1e-4
+
+
+def test_export_cli_on_a_weights_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.manual_seed(0)
+    weights = save_generator(
+        build("srresnet", num_blocks=1, channels=8), tmp_path / "g.safetensors"
+    )
+    out = tmp_path / "g.onnx"
+    assert main(["export", "--model", str(weights), "--format", "onnx", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert out.is_file() and "max abs diff" in text
+    diff = float(text.rsplit("max abs diff", 1)[1].split()[0])
+    assert diff < 1e-4
+
+
+def test_interpolation_baselines_are_not_exported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="baseline"):
+        export_onnx(build("bicubic"), tmp_path / "b.onnx")
