@@ -219,7 +219,7 @@ def run_eval(args: argparse.Namespace) -> int:
             max_size=args.max_size,
             ct_metric_window=args.ct_window,
             ct_display_window=args.display_window,
-            seconds=f"{time.perf_counter() - started:.1f}",
+            evaluation_seconds=f"{time.perf_counter() - started:.1f}",
         )
         path = write_report(
             [run],
@@ -268,7 +268,7 @@ def run_demo(args: argparse.Namespace) -> int:
         zoo_models=note,
         ct_metric_window="full [-1024, 3071] HU",
         ct_display_window="soft-tissue [-160, 240] HU",
-        seconds=f"{time.perf_counter() - started:.1f}",
+        evaluation_seconds=f"{time.perf_counter() - started:.1f}",
     )
     path = write_report(
         runs,

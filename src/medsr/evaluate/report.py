@@ -96,28 +96,31 @@ def _shrink(array: np.ndarray, factor: int, reduce: str) -> np.ndarray:
 def detail_window(hr_display: np.ndarray, size: int) -> tuple[int, int]:
     """Top-left corner of the ``size x size`` window of the displayed HR with the most detail.
 
-    Detail = the window's sum of gradient magnitudes of the lightly smoothed 8-bit display
-    image (3x3 box), each capped at the 90th percentile so that a few strong edges
-    (skull, head rest, a burned-in caption) do not outweigh textured tissue; pixels
-    within 2 px of a saturated (0 or 255) pixel count zero, and windows touching the
-    outer 1/16 of the image are skipped. Box sums use an integral image.
+    Detail = the window's sum of ``|Laplacian|`` of the 8-bit display image after a 3x3
+    box blur (fine texture, not noise), each value capped at the 90th percentile so a
+    few strong edges (skull, head rest, a burned-in caption) do not outweigh textured
+    tissue; pixels within 2 px of a saturated (0 or 255) pixel count zero, and windows
+    touching the outer 1/16 of the image are skipped. Box sums use an integral image.
     """
     img = hr_display.astype(np.float64)
     h, w = img.shape
     if size >= min(h, w):
         return 0, 0
     smooth = _box_filter(img, 1)
-    grad = np.zeros_like(img)
-    grad[1:-1, :] += ((smooth[2:, :] - smooth[:-2, :]) / 2) ** 2
-    grad[:, 1:-1] += ((smooth[:, 2:] - smooth[:, :-2]) / 2) ** 2
-    grad = np.sqrt(grad)
+    detail = np.zeros_like(img)
+    detail[1:-1, 1:-1] = np.abs(
+        smooth[2:, 1:-1]
+        + smooth[:-2, 1:-1]
+        + smooth[1:-1, 2:]
+        + smooth[1:-1, :-2]
+        - 4.0 * smooth[1:-1, 1:-1]
+    )
     saturated = (hr_display <= 0) | (hr_display >= 255)
-    near_saturated = _box_filter(saturated.astype(np.float64), 2) > 0
-    grad[near_saturated] = 0.0
-    positive = grad[grad > 0]
+    detail[_box_filter(saturated.astype(np.float64), 2) > 0] = 0.0
+    positive = detail[detail > 0]
     if positive.size:
-        grad = np.minimum(grad, float(np.percentile(positive, 90)))
-    integral = np.pad(grad, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+        detail = np.minimum(detail, float(np.percentile(positive, 90)))
+    integral = np.pad(detail, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
     sums = (
         integral[size:, size:]
         - integral[:-size, size:]
@@ -212,6 +215,13 @@ def _image_card(run: EvalResult, visual: ImageVisual, ct_window: str) -> str:
     h, w = visual.hr.shape
     zoom = _zoom_size((h, w))
     top, left = detail_window(hr_grey, zoom)
+    zoom_low, zoom_high, zoom_shown = low, high, "the same mapping"
+    if visual.modality is not Modality.CT:  # stretch the zoom's contrast; CT keeps its window
+        hr_zoom = visual.hr[top : top + zoom, left : left + zoom]
+        z_lo, z_hi = (float(v) for v in np.percentile(hr_zoom, (1.0, 99.0)))
+        if z_hi > z_lo:
+            zoom_low, zoom_high = z_lo, z_hi
+            zoom_shown = f"the HR zoom's 1-99 percentiles [{z_lo:.4g}, {z_hi:.4g}]"
     sy, sx = run.scale
     factor = max(1, math.ceil(max(h, w) / OVERVIEW_SIZE))
     box = (
@@ -239,7 +249,7 @@ def _image_card(run: EvalResult, visual: ImageVisual, ct_window: str) -> str:
     def zoomed(pixels: np.ndarray, s: tuple[float, float] = (1.0, 1.0)) -> str:
         t, lft = round(top / s[0]), round(left / s[1])
         zh, zw = max(1, round(zoom / s[0])), max(1, round(zoom / s[1]))
-        crop = _to_grey(pixels[t : t + zh, lft : lft + zw], low, high)
+        crop = _to_grey(pixels[t : t + zh, lft : lft + zw], zoom_low, zoom_high)
         return f'<img class="zoom pix" src="{_data_uri(crop)}" alt="">'
 
     def error(pixels: np.ndarray) -> str:
@@ -272,8 +282,9 @@ def _image_card(run: EvalResult, visual: ImageVisual, ct_window: str) -> str:
         f"data range {visual.normalization.data_range:.6g} {unit}"
     )
     caption = (
-        f"Shown: {html.escape(shown)}. Zoom: the {zoom}×{zoom} HR window with the most gradient "
-        f"energy (outlined), at rows {top}–{top + zoom}, columns {left}–{left + zoom}."
+        f"Shown: {html.escape(shown)}. Zoom: the {zoom}×{zoom} HR window with the most "
+        f"texture (outlined; rows {top}–{top + zoom}, columns {left}–{left + zoom}), shown "
+        f"through {html.escape(zoom_shown)}."
     )
     return (
         f'<section class="card"><h3>{heading}</h3><p class="note">{caption}</p>'
@@ -417,10 +428,8 @@ def render_report(
         "(HU for CT, stored values otherwise) with an explicit data range, border shave "
         "ceil(scale) pixels, SSIM with an 11×11 Gaussian window (σ = 1.5); "
         "ΔPSNR/ΔSSIM are means of per-image differences to bicubic in the same run.</p>",
-        "<h2>Command and settings</h2>",
         f"<pre>{html.escape(command)}</pre>",
-        f"<dl>{setting_rows}</dl>",
-        f"<p class=note>Data range per modality:</p><dl>{rules}</dl>",
+        f"<p class=note>Data range per modality (full settings at the end):</p><dl>{rules}</dl>",
     ]
     for run in runs:
         body.append(
@@ -428,7 +437,8 @@ def render_report(
         )
         body.append(
             f"<p class=note>seed {run.seed}; shave {run.shave[0]}×{run.shave[1]} px; "
-            f"{len(next(iter(run.models.values())).scores)} images.</p>"
+            f"{len(next(iter(run.models.values())).scores)} images; images/s counts the "
+            "model forward passes only, on the machine that wrote this report.</p>"
         )
         body.append(_summary_table(run))
         body.append(_per_image_table(run))
@@ -443,6 +453,8 @@ def render_report(
         if run.visuals:
             body.append(f"<h2>Images at {run.scale_label}</h2>")
             body.extend(_image_card(run, v, ct_window) for v in run.visuals)
+    body.append("<h2>Command and settings</h2>")
+    body.append(f"<pre>{html.escape(command)}</pre><dl>{setting_rows}</dl>")
     return (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"

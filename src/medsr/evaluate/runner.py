@@ -402,9 +402,16 @@ def _forward(model: torch.nn.Module, lr: torch.Tensor, scale: tuple[float, float
 
 
 def score_pair(
-    sr: np.ndarray, hr: np.ndarray, data_range: float, shave: tuple[int, int]
+    sr: np.ndarray,
+    hr: np.ndarray,
+    data_range: float,
+    shave: tuple[int, int],
+    with_ssim: bool = True,
 ) -> tuple[float, float]:
-    """PSNR (dB) and SSIM of two 2-D physical-unit arrays with the given range and shave."""
+    """PSNR (dB) and SSIM of two 2-D physical-unit arrays with the given range and shave.
+
+    SSIM is NaN when ``with_ssim`` is False or the shaved image is under 11 pixels.
+    """
     from medsr.metrics import psnr, ssim
 
     x = torch.from_numpy(np.ascontiguousarray(sr, dtype=np.float64))[None, None]
@@ -413,7 +420,7 @@ def score_pair(
     p = float(psnr(x, y, data_range, shave=sh)[0])
     s = (
         float(ssim(x, y, data_range, shave=sh)[0])
-        if min(x.shape[2:]) - 2 * max(sh) >= 11
+        if with_ssim and min(x.shape[2:]) - 2 * max(sh) >= 11
         else math.nan
     )
     return p, s
@@ -427,8 +434,13 @@ def run_evaluation(
     seed: int = 0,
     keep_visuals: bool = False,
     progress: Callable[[str], None] | None = None,
+    with_ssim: bool = True,
 ) -> EvalResult:
-    """Score every model on every image at one scale; see the module docstring for the rules."""
+    """Score every model on every image at one scale; see the module docstring for the rules.
+
+    ``keep_visuals`` keeps LR, SR and HR pixels for a report; ``with_ssim=False`` skips
+    SSIM (NaN) where only PSNR is wanted.
+    """
     deg = build_degradation(degradation, scale)
     sr_scale = (float(deg.scale[0]), float(deg.scale[1]))
     shave = (math.ceil(sr_scale[0] - 1e-9), math.ceil(sr_scale[1] - 1e-9))
@@ -457,7 +469,7 @@ def run_evaluation(
                 results[m.name].seconds += time.perf_counter() - start
                 sr_phys = norm.from_unit(out[0, 0].double().numpy())
                 sr_c, hr_c = _common_crop(sr_phys, hr.astype(np.float64))
-                p, s = score_pair(sr_c, hr_c, norm.data_range, shave)
+                p, s = score_pair(sr_c, hr_c, norm.data_range, shave, with_ssim)
                 results[m.name].scores.append(
                     ImageScore(item.name, item.modality.value, norm.data_range, p, s)
                 )
@@ -497,13 +509,16 @@ def scale_sweep(
     degradation: str = "bicubic",
     seed: int = 0,
 ) -> dict[str, list[tuple[float, float, float]]]:
-    """Mean PSNR and SSIM per scale for the arbitrary-scale models: name -> [(s, psnr, ssim)]."""
+    """Mean PSNR per scale for the arbitrary-scale models: name -> [(s, psnr, ssim)].
+
+    SSIM is not computed (NaN): the sweep feeds the PSNR-against-scale plot only.
+    """
     arbitrary = [m for m in models if getattr(m.model, "arbitrary_scale", False)]
     curves: dict[str, list[tuple[float, float, float]]] = {m.name: [] for m in arbitrary}
     if not arbitrary:
         return curves
     for s in scales:
-        run = run_evaluation(arbitrary, images, float(s), degradation, seed)
+        run = run_evaluation(arbitrary, images, float(s), degradation, seed, with_ssim=False)
         for name, r in run.models.items():
             curves[name].append((float(s), r.mean("psnr"), r.mean("ssim")))
     return curves
