@@ -361,3 +361,13 @@ def test_available_models_lists_the_baselines() -> None:
     choice = logic.describe_model(logic.load_model("bicubic"))
     assert choice.arbitrary_scale and choice.is_baseline
     assert "bicubic" in choice.summary
+
+
+def test_fixed_scale_model_lists_its_scales() -> None:
+    from medsr.models import build
+
+    choice = logic.describe_model(build("srresnet", scale=4, num_blocks=1, channels=8))
+    assert not choice.arbitrary_scale and not choice.is_baseline
+    assert choice.supported_scales == ((4.0, 4.0),)
+    assert choice.default_scale == (4.0, 4.0)
+    assert logic.format_scale((1.0, 4.0)) == "×(1, 4)"

@@ -2,21 +2,46 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip(
-    "streamlit", reason="the web app tests need streamlit (pip install 'medsr[app]')"
-)
-
-from streamlit.testing.v1 import AppTest
+import torch
 
 from medsr.app import logic
 from medsr.samples import get_sample
 
+st = pytest.importorskip(
+    "streamlit", reason="the web app tests need streamlit (pip install 'medsr[app]')"
+)
+AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
+
 APP = Path(logic.__file__).resolve().parent / "streamlit_app.py"
+
+
+@pytest.fixture
+def tiny_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A zoo holding one fixed-scale (x2) SRResNet with random weights."""
+    from medsr.infer.weights import ZOO_ENV, save_generator, sha256_of
+    from medsr.models import build
+
+    torch.manual_seed(0)
+    model = build("srresnet", scale=2, num_blocks=1, channels=8)
+    path = save_generator(model, tmp_path / "tiny.safetensors")
+    entry = {
+        "file": path.name,
+        "sha256": sha256_of(path),
+        "architecture": "srresnet",
+        "config": model.config,
+        "description": "tiny test SRResNet",
+    }
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": {"tiny-srresnet-x2": entry}}))
+    monkeypatch.setenv(ZOO_ENV, str(tmp_path))
+    st.cache_resource.clear()  # models are cached by name; this zoo reuses one
+    yield "tiny-srresnet-x2"
+    st.cache_resource.clear()
 
 
 def start(**query: str) -> AppTest:
@@ -123,3 +148,31 @@ def test_large_image_is_cropped_with_a_note() -> None:
     run_clicked(at)
     assert any("1024×1024" in w.value and "centre 512×512" in w.value for w in at.warning)
     assert "Super-resolved · nearest ×2 · 1024×1024" in captions(at)
+
+
+def test_zoo_model_offers_its_fixed_scales(tiny_zoo: str) -> None:
+    at = start(sample="mr-enhanced-small")
+    assert at.sidebar.selectbox(key="model").options[0] == tiny_zoo
+    assert at.sidebar.selectbox(key="model").value == tiny_zoo
+    scale = at.sidebar.selectbox(key=f"scale_fixed_{tiny_zoo}")
+    assert scale.options == ["×2"]
+    assert not at.sidebar.slider  # no free scale for a fixed-scale model
+    assert any("tiny test SRResNet · trained weights" in c.value for c in at.sidebar.caption)
+    run_clicked(at)
+    assert f"Super-resolved · {tiny_zoo} ×2 · 128×128" in captions(at)
+
+
+def test_corrupted_zoo_weights_show_an_error(tiny_zoo: str) -> None:
+    import os
+
+    from medsr.infer.weights import ZOO_ENV
+
+    weights = Path(os.environ[ZOO_ENV]) / "tiny.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params["model"] = tiny_zoo
+    at.run()
+    assert not at.exception
+    (message,) = [e.value for e in at.error]
+    assert message.startswith(f"The model '{tiny_zoo}' cannot be loaded: ")
+    assert "SHA-256 checksum mismatch" in message

@@ -139,9 +139,12 @@ def describe_model(model: nn.Module) -> ModelChoice:
     """The scale options of a loaded model, from the shared SRModel attributes."""
     arbitrary = bool(getattr(model, "arbitrary_scale", False))
     default = tuple(float(s) for s in getattr(model, "default_scale", (2.0, 2.0)))
+    name = str(
+        getattr(model, "medsr_zoo_name", None) or getattr(model, "name", type(model).__name__)
+    )
     return ModelChoice(
-        name=str(getattr(model, "name", type(model).__name__)),
-        summary=model_summary(str(getattr(model, "medsr_zoo_name", getattr(model, "name", "")))),
+        name=name,
+        summary=model_summary(name) or model_summary(str(getattr(model, "name", ""))),
         arbitrary_scale=arbitrary,
         scale_range=tuple(float(s) for s in getattr(model, "scale_range", (1.0, 4.0))),  # type: ignore[arg-type]
         supported_scales=tuple(
@@ -178,7 +181,8 @@ def _safe_name(name: str) -> str:
     return base or "upload"
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its class name when it has none)."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -244,10 +248,10 @@ def read_upload(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> Me
         except InputError as exc:
             raise InputError(name, exc.problem) from None
         except MedsrError as exc:
-            raise InputError(name, _one_line(exc)) from None
+            raise InputError(name, one_line(exc)) from None
         except Exception as exc:
             raise InputError(
-                name, f"cannot be read as a medical image ({type(exc).__name__}: {_one_line(exc)})"
+                name, f"cannot be read as a medical image ({type(exc).__name__}: {one_line(exc)})"
             ) from None
     source = copy.copy(image.source)
     source.path = name
@@ -563,7 +567,7 @@ def display_window(image: MedicalImage, preset: str = AUTO_WINDOW) -> tuple[floa
 def describe_window(window: tuple[float, float], image: MedicalImage) -> str:
     lo, hi = window
     units = " HU" if image.modality is Modality.CT else ""
-    return f"level {(lo + hi) / 2:g}{units}, width {hi - lo:g}{units}"
+    return f"level {(lo + hi) / 2:.4g}{units}, width {hi - lo:.4g}{units}"
 
 
 def to_uint8(pixels: np.ndarray, window: tuple[float, float]) -> np.ndarray:

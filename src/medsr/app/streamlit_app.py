@@ -139,14 +139,24 @@ def choose_input() -> tuple[MedicalImage | None, str]:
     return st.session_state["upload_cache"][1], uploaded.name
 
 
-def choose_model() -> tuple[Any, logic.ModelChoice, logic.ScalePair]:
+def choose_model() -> tuple[Any, logic.ModelChoice, logic.ScalePair] | None:
+    """The model and scale; None (with the reason shown) when the model cannot be loaded."""
     st.sidebar.header("2 · Model")
     names = logic.available_models()
     wanted = query("model", names[0])
     name = st.sidebar.selectbox(
         "Model", names, index=names.index(wanted) if wanted in names else 0, key="model"
     )
-    model = load_model(name)
+    try:
+        model = load_model(name)
+    except MedsrError as exc:
+        st.error(f"The model {name!r} cannot be loaded: {exc}")
+        return None
+    except Exception as exc:  # broken weights must not put a traceback on the page
+        st.error(
+            f"The model {name!r} cannot be loaded ({type(exc).__name__}: {logic.one_line(exc)})"
+        )
+        return None
     choice = logic.describe_model(model)
     if choice.arbitrary_scale:
         lo, hi = choice.scale_range
@@ -413,7 +423,7 @@ def main() -> None:
     except MedsrError as exc:
         st.error(str(exc))
         image, name = None, ""
-    model, choice, scale = choose_model()
+    chosen = choose_model()
     mode = choose_mode()
     st.sidebar.divider()
     clicked = st.sidebar.button("Super-resolve", type="primary", key="run", width="stretch")
@@ -421,6 +431,9 @@ def main() -> None:
     if image is None:
         st.info("Upload an image in the sidebar, or switch to a bundled sample.")
         return
+    if chosen is None:
+        return
+    model, choice, scale = chosen
     input_summary(image, name)
     key = (name, id(image), choice.name, scale, mode)
     if clicked:
@@ -437,9 +450,7 @@ def main() -> None:
             st.error(str(exc))
             return
         except Exception as exc:  # a model failing must not put a traceback on the page
-            st.error(
-                f"Super-resolution failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            )
+            st.error(f"Super-resolution failed ({type(exc).__name__}: {logic.one_line(exc)})")
             return
         st.session_state["result"] = (key, result, download)
 
