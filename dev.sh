@@ -48,7 +48,7 @@ case "$cmd" in
         ;;
     demo)
         setup
-        "$VENV/bin/medsr" info samples "$@"
+        "$VENV/bin/medsr" demo "$@"
         ;;
     test)
         setup
