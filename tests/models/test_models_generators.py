@@ -193,3 +193,13 @@ def test_receptive_field_is_tight(name: str) -> None:
     rf = model.receptive_field
     reach = _gradient_reach(model, 2 * rf + 9)
     assert rf - 2 <= reach <= rf, (reach, rf)
+
+
+def test_stride_one_transposed_conv_equals_torch() -> None:
+    from medsr.models.blimsr import StrideOneTransposedConv2d
+
+    layer = StrideOneTransposedConv2d(3, 5, 5)
+    reference = torch.nn.ConvTranspose2d(3, 5, 5, padding=2)
+    reference.load_state_dict(layer.state_dict())
+    x = torch.randn(2, 3, 7, 6)
+    torch.testing.assert_close(layer(x), reference(x))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from medsr.errors import ConfigError
@@ -24,6 +25,20 @@ from medsr.models.base import (
     pixel_shuffle_receptive_field,
     upsampling_factors,
 )
+
+
+class StrideOneTransposedConv2d(nn.ConvTranspose2d):
+    """A size-preserving transposed conv (stride 1, padding k // 2), computed as the
+    equivalent ordinary conv: ``conv2d(x, flip(W).transpose(0, 1), padding=k - 1 - p)``.
+    Same parameters and result as ``nn.ConvTranspose2d``; about twice as fast on CPUs."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        weight = self.weight.flip(2, 3).transpose(0, 1)
+        k = self.kernel_size[0]
+        return F.conv2d(x, weight, self.bias, padding=k - 1 - k // 2)
 
 
 class MultiHeadConvAttention(nn.Module):
@@ -42,7 +57,7 @@ class MultiHeadConvAttention(nn.Module):
             nn.Sequential(
                 nn.Conv2d(channels, hidden, k, padding=k // 2),
                 nn.ReLU(inplace=True),
-                nn.ConvTranspose2d(hidden, channels, k, padding=k // 2)
+                StrideOneTransposedConv2d(hidden, channels, k)
                 if k > 1
                 else nn.Conv2d(hidden, channels, 1),
             )

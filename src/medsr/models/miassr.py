@@ -49,7 +49,7 @@ class AxisSampling:
 def axis_sampling(n_in: int, scale: float) -> AxisSampling:
     """Sources ``floor(i/s)`` and distinct offsets ``i/s - floor(i/s)`` (rounded to 1e-6) of one axis."""
     n_out = output_size(n_in, 1, (scale, 1.0))[0]
-    position = torch.arange(n_out, dtype=torch.float64) / scale
+    position = torch.arange(n_out, dtype=torch.float64, device="cpu") / scale
     source = torch.floor(position + 1e-9)
     offset = (position - source).clamp_min(0.0)
     keys = torch.round(offset * 1e6).to(torch.int64)
