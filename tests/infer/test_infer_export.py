@@ -17,7 +17,8 @@ from medsr.models import build
 
 
 def test_onnx_matches_pytorch_at_another_size(tiny_sr, tmp_path: Path) -> None:
-    report = export_onnx(tiny_sr, tmp_path / "tiny.onnx", trace_size=(16, 16), check_size=(23, 31))
+    report = export_onnx(tiny_sr, tmp_path / "tiny.onnx")
+    assert report.static_size is None and report.check_size != (32, 32)  # traced at 32x32
     assert report.max_abs_diff is not None and report.max_abs_diff < 1e-4
     session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
     x = torch.rand(3, 1, 19, 11, generator=torch.Generator().manual_seed(1))
@@ -44,3 +45,14 @@ def test_export_cli_on_a_weights_file(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_interpolation_baselines_are_not_exported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="baseline"):
         export_onnx(build("bicubic"), tmp_path / "b.onnx")
+
+
+def test_arbitrary_scale_model_exports_for_a_fixed_size(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build("miassr", num_blocks=1, channels=8, mlp_hidden=16)
+    report = export_onnx(model, tmp_path / "m.onnx", scale=2.5, size=(24, 20))
+    assert report.static_size == (24, 20) and "fixed 24x20" in report.describe()
+    assert report.max_abs_diff is not None and report.max_abs_diff < 1e-4
+    session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    out = session.run(None, {"lr": np.zeros((1, 1, 24, 20), np.float32)})[0]
+    assert out.shape == (1, 1, 60, 50)

@@ -264,3 +264,11 @@ def test_user_mistakes_are_config_errors(mr_volume: MedicalImage) -> None:
         medsr.upscale(mr_volume.slice(0), "bicubic", plane="through", scale=2)
     with pytest.raises(ConfigError, match="cannot reach"):
         medsr.upscale(mr_volume, build("srresnet", num_blocks=1, channels=8), scale=8)
+
+
+def test_device_and_precision_mistakes_are_config_errors(mr_volume: MedicalImage) -> None:
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):
+        medsr.upscale(mr_volume, "bicubic", scale=2, device="cpu", precision="fp16")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            medsr.upscale(mr_volume, "bicubic", scale=2, device="cuda")

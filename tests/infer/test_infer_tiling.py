@@ -94,3 +94,25 @@ def test_fixed_scale_plan_picks_next_supported_scale() -> None:
     us = ModelRunner(build("sisr-us", num_blocks=1), device="cpu").info
     through = plan_scale(us, (3.0, 1.0), allow_transpose=True)
     assert through.transpose and through.run == (1.0, 4.0)
+
+
+def test_scale_without_small_rational_form_still_covers_the_output() -> None:
+    model = build("bicubic")
+    x = torch.rand(1, 1, 40, 40, generator=torch.Generator().manual_seed(3))
+    scale = (1.37, 1.37)  # 137/100: tiles are placed to the nearest output pixel
+    size = output_size(40, 40, scale)
+    plan = plan_tiles((40, 40), size, scale, 16, 8, model.receptive_field)
+    assert not plan.exact_alignment and plan.count > 1
+    run = _run(model, scale)
+    tiled = tiled_upscale(run, x, scale, size, 16, 8, model.receptive_field)
+    whole = tiled_upscale(run, x, scale, size, None, 0, model.receptive_field)
+    assert tiled.shape == whole.shape
+    assert (tiled - whole).abs().mean() < 0.05
+
+
+def test_bf16_on_cpu_is_close_to_fp32(tiny_sr) -> None:
+    x = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(4))
+    fp32 = ModelRunner(tiny_sr, device="cpu")(x, (2.0, 2.0))
+    bf16 = ModelRunner(tiny_sr, device="cpu", precision="bf16")(x, (2.0, 2.0))
+    assert bf16.dtype == torch.float32
+    assert 0 < (bf16 - fp32).abs().max() < 5e-2

@@ -137,3 +137,19 @@ def test_garbage_files_are_input_errors(tmp_path: Path) -> None:
     junk.write_bytes(b"\x00\x01garbage")
     with pytest.raises(InputError, match=r"junk\.pt"):
         load_generator(junk)
+
+
+def test_training_checkpoint_loads_its_generator(tmp_path: Path) -> None:
+    """The layout `medsr train` writes: model name/config beside the generator state."""
+    model = _small()
+    checkpoint = {
+        "version": 1,
+        "iteration": 10,
+        "config": {"train": {"lr": 1e-4}, "model": {"name": "srresnet"}},
+        "model": {"name": "srresnet", "config": dict(model.config)},
+        "generator": model.state_dict(),
+        "opt_g": {"state": {}, "param_groups": [{"lr": 1e-4}]},
+    }
+    path = tmp_path / "last.pt"
+    torch.save(checkpoint, path)
+    assert _same_outputs(model, medsr.load_model(path)) == 0.0

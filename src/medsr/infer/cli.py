@@ -19,6 +19,15 @@ def _scale(text: str) -> float | tuple[float, float]:
     raise argparse.ArgumentTypeError(f"not a scale: {text!r} (use 2.5 or 1,4)")
 
 
+def _size(text: str) -> tuple[int, int]:
+    """``256,256`` -> (256, 256)."""
+    try:
+        h, w = (int(p) for p in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use H,W)") from None
+    return h, w
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     up = sub.add_parser(
         "upscale",
@@ -92,6 +101,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("-o", "--output", required=True, metavar="FILE")
     ex.add_argument("--scale", type=_scale, default=None, metavar="S")
     ex.add_argument("--opset", type=int, default=17)
+    ex.add_argument(
+        "--size",
+        type=_size,
+        default=None,
+        metavar="H,W",
+        help="fix the input size (default: dynamic; 256,256 for arbitrary-scale models)",
+    )
     ex.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
     ex.set_defaults(handler=run_export)
 
@@ -148,7 +164,12 @@ def run_export(args: argparse.Namespace) -> int:
 
     model = load_model(args.model)
     report = export_onnx(
-        model, args.output, scale=args.scale, opset=args.opset, check=not args.no_check
+        model,
+        args.output,
+        scale=args.scale,
+        opset=args.opset,
+        size=args.size,
+        check=not args.no_check,
     )
     print(report.describe())
     return 0

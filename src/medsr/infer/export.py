@@ -4,7 +4,8 @@ The exported graph takes ``lr`` (B, C, H, W) in [0, 1] and returns ``sr`` at
 the scale fixed at export time (the model's default unless given). After
 writing, the file is run with onnxruntime on an input of a *different* size
 from the one traced, and the largest absolute difference to PyTorch is
-reported, so both the numbers and the dynamic axes are checked.
+reported, so both the numbers and the dynamic axes are checked. MIASSR's
+Meta-Upscale depends on the output grid, so it is exported for one input size.
 """
 
 from __future__ import annotations
@@ -39,9 +40,15 @@ class ExportReport:
     scale: ScalePair
     check_size: tuple[int, int]
     max_abs_diff: float | None
+    #: the (H, W) the graph is fixed to, or None when height and width are dynamic
+    static_size: tuple[int, int] | None = None
 
     def describe(self) -> str:
-        text = f"wrote {self.path} ({format_scale(self.scale)}, dynamic batch/height/width)"
+        if self.static_size is None:
+            axes = "dynamic batch/height/width"
+        else:
+            axes = f"dynamic batch, fixed {self.static_size[0]}x{self.static_size[1]} input"
+        text = f"wrote {self.path} ({format_scale(self.scale)}, {axes})"
         if self.max_abs_diff is not None:
             h, w = self.check_size
             text += (
@@ -55,32 +62,40 @@ def export_onnx(
     path: str | Path,
     scale: float | tuple[float, float] | None = None,
     opset: int = 17,
-    trace_size: tuple[int, int] = (32, 32),
-    check_size: tuple[int, int] = (40, 28),
+    size: tuple[int, int] | None = None,
     check: bool = True,
 ) -> ExportReport:
-    """Write ``model`` as ONNX at ``scale``; with ``check``, compare onnxruntime to PyTorch."""
+    """Write ``model`` as ONNX at ``scale``; with ``check``, compare onnxruntime to PyTorch.
+
+    Height and width are dynamic unless ``size`` fixes them. Arbitrary-scale
+    models (MIASSR) predict their upsampling kernels from the output grid, which
+    depends on the size, so they are exported for one ``size`` (default 256x256).
+    """
     from medsr.io.core import atomic_path
 
     path = Path(path)
     info = describe_model(model)
     run_scale: ScalePair = info.default_scale
     if scale is not None:
-        run_scale = (
-            (float(scale), float(scale))
-            if isinstance(scale, int | float)
-            else (
-                float(scale[0]),
-                float(scale[1]),
-            )
-        )
+        pair = (scale, scale) if isinstance(scale, int | float) else scale
+        run_scale = (float(pair[0]), float(pair[1]))
     if getattr(model, "is_baseline", False):
         raise ConfigError(
             f"{info.name} is an interpolation baseline whose weights depend on the image size; "
             "it cannot be exported as a size-dynamic graph"
         )
+    if size is None and info.arbitrary_scale:
+        size = (256, 256)
     model = model.eval().to("cpu")
     wrapped = _FixedScale(model, run_scale, info.takes_scale).eval()
+    trace_size = size or (32, 32)
+    check_size = size or (40, 28)
+    dynamic = {"lr": {0: "batch"}, "sr": {0: "batch"}}
+    if size is None:
+        dynamic = {
+            "lr": {0: "batch", 2: "height", 3: "width"},
+            "sr": {0: "batch", 2: "out_height", 3: "out_width"},
+        }
     example = torch.rand(1, info.in_channels, *trace_size)
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -91,10 +106,7 @@ def export_onnx(
                 str(tmp),
                 input_names=["lr"],
                 output_names=["sr"],
-                dynamic_axes={
-                    "lr": {0: "batch", 2: "height", 3: "width"},
-                    "sr": {0: "batch", 2: "out_height", 3: "out_width"},
-                },
+                dynamic_axes=dynamic,
                 opset_version=opset,
                 dynamo=False,
             )
@@ -103,7 +115,7 @@ def export_onnx(
                 f"{info.name} could not be exported to ONNX: {str(exc).splitlines()[0][:200]}"
             ) from None
     diff = check_onnx(wrapped, path, info.in_channels, check_size) if check else None
-    return ExportReport(path, run_scale, check_size, diff)
+    return ExportReport(path, run_scale, check_size, diff, size)
 
 
 def check_onnx(reference: nn.Module, path: Path, in_channels: int, size: tuple[int, int]) -> float:

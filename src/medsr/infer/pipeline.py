@@ -169,7 +169,7 @@ def upscale_planes(
         else int((chosen_tile or sh) * plan.run[0] * (chosen_tile or sw) * plan.run[1])
     )
     batch = batch_size or max(1, min(64, (1 << 21) // max(per_item, 1)))
-    chunk = batch if tile_plan.count == 1 else max(1, batch // tile_plan.count) or 1
+    chunk = max(1, batch // tile_plan.count)
     from tqdm import tqdm
 
     unit = "slice" if tile_plan.count == 1 else "tile"
@@ -294,7 +294,8 @@ def upscale_image(
         result.residual_summary = summary
         note(f"{summary.describe()}; data range {norm.data_range:.6g} ({norm.method})")
 
-    pixels = norm.from_unit(_from_planes(sr, image.ndim, plane)).astype(np.float32)
+    pixels = norm.from_unit(_from_planes(sr, image.ndim, plane)).astype(np.float32, copy=False)
+    del sr  # the output can be large: keep one copy
     scale_text = format_scale(plan.target)
     where = "through-plane" if plane == "through" else "in-plane"
     description = f"medsr upscale {scale_text} {where} with {_model_label(runner.model)}"

@@ -201,7 +201,7 @@ class ModelRunner:
         self._was_training = model.training
         model.eval()
         model.to(self.device)
-        self.channels_last = channels_last and self.device.type == "cuda"
+        self.channels_last = channels_last
         if self.channels_last:
             model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self._forward: Any = torch.compile(model) if compile else model

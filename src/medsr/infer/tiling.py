@@ -99,10 +99,12 @@ def plan_axis(
     raw: list[tuple[int, int, int, int, np.ndarray]] = []
     for index, start in enumerate(starts):
         stop = length if index == len(starts) - 1 else min(start + tile_len, length)
-        out_start = round(start * scale)
-        out_stop = min(out_start + math.ceil((stop - start) * scale - 1e-6), out_length)
-        if index == len(starts) - 1:
-            out_stop = out_length
+        produced = math.ceil((stop - start) * scale - 1e-6)
+        if index == len(starts) - 1:  # anchored to the end (the same place when exact)
+            out_start, out_stop = max(0, out_length - produced), out_length
+        else:
+            out_start = round(start * scale)
+            out_stop = min(out_start + produced, out_length)
         j = np.arange(out_stop - out_start, dtype=np.float64)
         from_left = (j + 0.5) / scale
         weight = np.ones_like(from_left)

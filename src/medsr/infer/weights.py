@@ -170,11 +170,16 @@ def _unpack_checkpoint(path: Path, obj: Any) -> WeightsFile:
         metadata.update(
             {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
         )
-    for key, meta_key in (("model_name", "medsr.model"), ("architecture", "medsr.model")):
+    described = obj.get("model")
+    if isinstance(described, dict) and isinstance(described.get("name"), str):
+        # a medsr training checkpoint: {"model": {"name", "config"}, "generator": state, ...}
+        metadata.setdefault("medsr.model", described["name"])
+        metadata.setdefault("medsr.config", json.dumps(described.get("config") or {}))
+    for key in ("model_name", "architecture"):
         if isinstance(obj.get(key), str):
-            metadata.setdefault(meta_key, obj[key])
-    if isinstance(obj.get("config"), dict):
-        metadata.setdefault("medsr.config", json.dumps(obj["config"]))
+            metadata.setdefault("medsr.model", obj[key])
+            if isinstance(obj.get("config"), dict):
+                metadata.setdefault("medsr.config", json.dumps(obj["config"]))
     if all(isinstance(v, torch.Tensor) for v in obj.values()) and obj:
         return WeightsFile(dict(obj), metadata)
     for key in STATE_KEYS:
