@@ -169,6 +169,14 @@ def test_limit_size_centre_crops_and_explains() -> None:
     assert "slices 2–17" in notes[0]
 
 
+def test_processing_slices_keep_the_output_budget() -> None:
+    assert logic.processing_slices((256, 256), (2.0, 2.0), logic.Mode.ENHANCE) == 16
+    # 480x512 at x4 is 1920x2048 = 3.9 M voxels a slice: 4 slices fit 2**24
+    assert logic.processing_slices((480, 512), (4.0, 4.0), logic.Mode.ENHANCE) == 4
+    assert logic.processing_slices((480, 512), (4.0, 4.0), logic.Mode.SIMULATE) == 16
+    assert logic.processing_slices((5000, 5000), (1.0, 1.0), logic.Mode.ENHANCE) == 1
+
+
 def test_processing_side() -> None:
     assert logic.processing_side((2.0, 2.0), logic.Mode.ENHANCE, True) == 512
     assert logic.processing_side((8.0, 8.0), logic.Mode.ENHANCE, True) == 256

@@ -42,8 +42,9 @@ MAX_SIDE_BASELINE = 512
 MAX_SIDE_NETWORK = 256
 #: Largest super-resolved side per slice; the input crop shrinks for large scales.
 MAX_OUTPUT_SIDE = 2048
-#: Slices of a volume the app processes (the centre ones).
+#: Slices of a volume the app processes (the centre ones), and its output voxel budget.
 MAX_SLICES = 16
+MAX_OUTPUT_VOXELS = 1 << 24
 #: Side of the images sent to the browser; the zoom view shows full resolution.
 MAX_DISPLAY_SIDE = 1024
 
@@ -309,6 +310,14 @@ def processing_side(scale: ScalePair, mode: Mode, is_baseline: bool) -> int:
     return max(side, 16)
 
 
+def processing_slices(plane_shape: tuple[int, int], scale: ScalePair, mode: Mode) -> int:
+    """Slices the app processes: at most MAX_SLICES, and at most MAX_OUTPUT_VOXELS of output."""
+    h, w = plane_shape
+    if mode is Mode.ENHANCE:
+        h, w = math.ceil(h * scale[0]), math.ceil(w * scale[1])
+    return max(1, min(MAX_SLICES, MAX_OUTPUT_VOXELS // max(1, h * w)))
+
+
 def limit_size(
     image: MedicalImage, max_side: int, max_slices: int = MAX_SLICES
 ) -> tuple[MedicalImage, list[str]]:
@@ -502,7 +511,8 @@ def run(
     choice = describe_model(model)
     if max_side is None:
         max_side = processing_side(scale, mode, choice.is_baseline)
-    image, notes = limit_size(image, max_side)
+    plane = (min(image.shape[-2], max_side), min(image.shape[-1], max_side))
+    image, notes = limit_size(image, max_side, processing_slices(plane, scale, mode))
     if mode is Mode.ENHANCE:
         out = super_resolve(image, model, scale)
         return Result(
