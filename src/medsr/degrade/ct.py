@@ -11,8 +11,9 @@ interpolation and scales by ``pi / (2 A)``.
 
 Back-projection is a sparse (pixels x views*bins) matrix with two linear
 weights per (pixel, view), built once per (size, angles, device) and applied to
-the whole batch as one sparse-dense product; forward projection is its transpose
-(pixel-driven). Both run on CPU or CUDA without host round trips.
+the whole batch as one sparse-dense product; forward projection is a second sparse
+matrix holding scikit-image's ray-driven bilinear samples (four taps per unit step
+along each ray inside the circle). Both run on CPU or CUDA without host round trips.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from medsr.errors import ConfigError
 
 __all__ = ["CTSparseView", "ParallelBeamProjector", "projector", "ramp_filter"]
 
-#: Above this many weights per matrix a projector is split into chunks of views (~128 MB each).
+#: Above this many weights per matrix a projector is split into chunks of views (~128 MB
+#: each); up to 8 chunks stay cached, so 256 x 256 with 250 views is built once.
 MAX_NONZEROS = 16_000_000
 
 
@@ -70,42 +72,76 @@ class ParallelBeamProjector:
         self.size = size
         self.angles = tuple(float(a) for a in angles_deg)
         self.device = device
-        n, c = size, size // 2
-        self.bins = n + 2  # detector positions -1 .. N, so edge pixels interpolate as iradon does
-        r = torch.arange(n, dtype=torch.float64) - c
-        rows, cols = torch.meshgrid(r, r, indexing="ij")
-        inside = (rows**2 + cols**2 <= c**2).reshape(-1)
-        self.pixels = torch.nonzero(inside).squeeze(1).to(device)
-        rr = rows.reshape(-1)[inside]
-        cc = cols.reshape(-1)[inside]
+        self.bins = (
+            size + 2
+        )  # detector positions -1 .. N, so edge pixels interpolate as iradon does
         theta = torch.deg2rad(torch.tensor(self.angles, dtype=torch.float64))
-        t = cc[:, None] * torch.cos(theta)[None, :] - rr[:, None] * torch.sin(theta)[None, :]
+        self.cos, self.sin = torch.cos(theta), torch.sin(theta)
+        r = torch.arange(size, dtype=torch.float64) - size // 2
+        first, second = torch.meshgrid(r, r, indexing="ij")
+        inside = (first**2 + second**2 <= (size // 2) ** 2).reshape(-1)
+        self.pixels = torch.nonzero(inside).squeeze(1).to(device)
+        self.backproject_matrix = self._backprojection(
+            first.reshape(-1)[inside], second.reshape(-1)[inside]
+        ).to(device)
+        self.project_matrix = self._projection(
+            first.reshape(-1)[inside], second.reshape(-1)[inside], inside.reshape(size, size)
+        ).to(device)
+
+    def _backprojection(self, rows: Tensor, cols: Tensor) -> Tensor:
+        """(pixels in circle) x (views * bins): linear interpolation at t = x cos - y sin."""
+        c, views = self.size // 2, len(self.angles)
+        t = cols[:, None] * self.cos[None, :] - rows[:, None] * self.sin[None, :]
         pos = (t + c + 1).clamp(0.0, self.bins - 1.0)
         lower = pos.floor().clamp_max(self.bins - 2)
         upper_weight = (pos - lower).to(torch.float32)
-        lower_i = lower.to(torch.int32)
-        views = len(self.angles)
-        col = lower_i + (torch.arange(views, dtype=torch.int32) * self.bins)[None, :]
+        col = lower.to(torch.int32) + (torch.arange(views, dtype=torch.int32) * self.bins)[None, :]
         col = torch.stack([col, col + 1], dim=-1).reshape(-1)
         val = torch.stack([1.0 - upper_weight, upper_weight], dim=-1).reshape(-1)
-        count = int(self.pixels.numel())
+        count = rows.numel()
         crow = torch.arange(count + 1, dtype=torch.int32) * (2 * views)
-        shape = (count, views * self.bins)
-        self.backproject_matrix = _csr(crow, col, val, shape).to(device)
-        order = torch.argsort(col, stable=True)
-        rows_t = torch.arange(count, dtype=torch.int32).repeat_interleave(2 * views)[order]
-        crow_t = torch.zeros(shape[1] + 1, dtype=torch.int64)
-        crow_t[1:] = torch.cumsum(torch.bincount(col.long(), minlength=shape[1]), 0)
-        self.project_matrix = _csr(
-            crow_t.to(torch.int32), rows_t, val[order], (shape[1], count)
-        ).to(device)
+        return _csr(crow, col, val, (count, views * self.bins))
+
+    def _projection(self, u: Tensor, v: Tensor, inside: Tensor) -> Tensor:
+        """(views * N) x (N * N): each ray sums bilinear samples at unit steps, as skimage's radon.
+
+        Ray (view, bin u) samples the image at ``x = c + u cos + v sin``,
+        ``y = c - u sin + v cos`` for the v inside the circle; taps outside the
+        image weigh zero.
+        """
+        n, c, views = self.size, self.size // 2, len(self.angles)
+        cos, sin = self.cos.float()[:, None], self.sin.float()[:, None]
+        u, v = u.float()[None, :], v.float()[None, :]
+        x = c + u * cos + v * sin
+        y = c - u * sin + v * cos
+        x0, y0 = x.floor(), y.floor()
+        fx, fy = x - x0, y - y0
+        cols, vals = [], []
+        for dy, dx, weight in (
+            (0, 0, (1 - fy) * (1 - fx)),
+            (0, 1, (1 - fy) * fx),
+            (1, 0, fy * (1 - fx)),
+            (1, 1, fy * fx),
+        ):
+            xi, yi = x0 + dx, y0 + dy
+            valid = (xi >= 0) & (xi <= n - 1) & (yi >= 0) & (yi <= n - 1)
+            index = (yi.clamp(0, n - 1) * n + xi.clamp(0, n - 1)).to(torch.int32)
+            cols.append(index)
+            vals.append(torch.where(valid, weight, torch.zeros_like(weight)))
+        col = torch.stack(cols, dim=-1).reshape(-1)
+        val = torch.stack(vals, dim=-1).reshape(-1)
+        per_bin = 4 * inside.sum(dim=1).to(torch.int64)  # samples on each ray, u-major order
+        lengths = per_bin.repeat(views)
+        crow = torch.zeros(views * n + 1, dtype=torch.int64)
+        crow[1:] = torch.cumsum(lengths, 0)
+        return _csr(crow.to(torch.int32), col, val, (views * n, n * n))
 
     def radon(self, images: Tensor) -> Tensor:
-        """(B, N, N) -> sinogram (B, A, N): line integrals, pixel-driven."""
+        """(B, N, N) -> sinogram (B, A, N): line integrals along each ray."""
         b = images.shape[0]
-        inside = images.reshape(b, -1)[:, self.pixels].to(torch.float32)
-        sino = (self.project_matrix @ inside.T.contiguous()).T
-        return sino.reshape(b, len(self.angles), self.bins)[..., 1:-1].to(images.dtype)
+        flat = images.reshape(b, -1).to(torch.float32).T.contiguous()
+        sino = (self.project_matrix @ flat).T
+        return sino.reshape(b, len(self.angles), self.size).to(images.dtype)
 
     def filter(self, sinogram: Tensor) -> Tensor:
         """Ramp-filter each view (B, A, N) -> (B, A, N + 2), detector positions -1 .. N."""
@@ -134,7 +170,7 @@ def projector(
 
 
 def _chunks(size: int, angles: tuple[float, ...]) -> list[tuple[float, ...]]:
-    per_view = 2 * size * size * math.pi / 4
+    per_view = 4 * size * size * math.pi / 4  # the projection matrix, the larger of the two
     step = max(1, int(MAX_NONZEROS // max(per_view, 1.0)))
     return [angles[i : i + step] for i in range(0, len(angles), step)]
 
