@@ -272,3 +272,23 @@ def test_device_and_precision_mistakes_are_config_errors(mr_volume: MedicalImage
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             medsr.upscale(mr_volume, "bicubic", scale=2, device="cuda")
+
+
+def test_folder_of_rasters_keeps_bit_depth_and_layout(tmp_path: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    Image.fromarray((rng.random((20, 30)) * 255).astype(np.uint8)).save(tmp_path / "in" / "a.png")
+    b16 = (rng.random((20, 30)) * 60000).astype(np.uint16)
+    Image.fromarray(b16).save(tmp_path / "in" / "sub" / "b.png")
+    assert main(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model",
+                 "bicubic", "--scale", "2", "--quiet"]) == 0  # fmt: skip
+    a = read(tmp_path / "out" / "a_sr-x2.png")
+    b = read(tmp_path / "out" / "sub" / "b_sr-x2.png")
+    assert a.shape == b.shape == (40, 60)
+    assert a.source.bits_stored == 8 and a.pixels.min() >= 0 and a.pixels.max() <= 255
+    assert b.source.bits_stored == 16
+    ref = imresize(torch.from_numpy(b16.astype(np.float32))[None, None], scale=2.0, antialias=False)
+    expected = np.clip(np.rint(ref[0, 0].numpy()), 0, 65535)
+    assert np.abs(b.pixels - expected).max() <= 1.0

@@ -63,10 +63,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         metavar="MM",
-        help="target spacing in mm; the scale per axis comes from the image's spacing",
+        help="target spacing in mm; the scale per axis comes from the image's spacing "
+        "(with --plane through: the slice spacing, default the in-plane spacing)",
     )
-    up.add_argument("--tile", type=int, default=None, metavar="N", help="tile size in input pixels")
-    up.add_argument("--overlap", type=int, default=None, metavar="M", help="tile overlap in pixels")
+    up.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        metavar="N",
+        help="tile size in input pixels (default: tiles of ~1 M output pixels for large images)",
+    )
+    up.add_argument(
+        "--overlap",
+        type=int,
+        default=None,
+        metavar="M",
+        help="overlap of neighbouring tiles in input pixels (default 32); seams are blended",
+    )
     up.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     up.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
     up.add_argument(

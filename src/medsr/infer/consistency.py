@@ -55,20 +55,23 @@ def resize_kernel_of(config: dict[str, Any] | str | None) -> str | None:
 
 
 @lru_cache(maxsize=8)
-def resize_operator(in_len: int, out_len: int, kernel: str) -> tuple[Tensor, Tensor, Tensor]:
-    """One antialiased imresize axis as matrices: ``D`` (out, in) and ``D^T`` sparse CSR, and
-    ``(D D^T)^-1`` dense (out, out), all float32."""
+def resize_operator(in_len: int, out_len: int, kernel: str) -> tuple[Tensor, Tensor]:
+    """One antialiased imresize axis as sparse CSR float32 matrices ``D`` (out, in) and ``D^T``."""
     idx, wts = resize_weights(in_len, out_len, out_len / in_len, kernel, True)
     rows = np.repeat(np.arange(out_len), idx.shape[1])
     index = torch.from_numpy(np.stack([rows, idx.reshape(-1)]))
-    values = torch.from_numpy(wts.reshape(-1).astype(np.float64))
+    values = torch.from_numpy(wts.reshape(-1).astype(np.float32))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         d = torch.sparse_coo_tensor(index, values, (out_len, in_len)).coalesce()
-        gram = torch.sparse.mm(d, d.t().coalesce()).to_dense()
-        inverse = torch.linalg.inv(gram).float()
-        d32 = d.float()
-        return d32.to_sparse_csr(), d32.t().coalesce().to_sparse_csr(), inverse
+        return d.to_sparse_csr(), d.t().coalesce().to_sparse_csr()
+
+
+@lru_cache(maxsize=4)
+def _gram_inverse(in_len: int, out_len: int, kernel: str) -> Tensor:
+    """``(D D^T)^-1`` (out, out), dense float32, computed in float64."""
+    d_t = resize_operator(in_len, out_len, kernel)[1].to_dense().double()
+    return torch.linalg.inv(d_t.T @ d_t).float()
 
 
 def _apply_rows(matrix: Tensor, planes: Tensor) -> Tensor:
@@ -107,10 +110,10 @@ def project_consistent(sr: Tensor, lr: Tensor, kernel: str = "cubic") -> Tensor:
     h, w = int(lr.shape[-2]), int(lr.shape[-1])
     correction = lr - downscale(sr, (h, w), kernel)
     if out_h != h:
-        _, d_t, gram_inv = resize_operator(out_h, h, kernel)
+        d_t, gram_inv = resize_operator(out_h, h, kernel)[1], _gram_inverse(out_h, h, kernel)
         correction = _apply_rows(d_t, _apply_rows(gram_inv, correction))
     if out_w != w:
-        _, d_t, gram_inv = resize_operator(out_w, w, kernel)
+        d_t, gram_inv = resize_operator(out_w, w, kernel)[1], _gram_inverse(out_w, w, kernel)
         correction = _apply_cols(d_t, _apply_cols(gram_inv, correction))
     return sr + correction
 
@@ -125,8 +128,8 @@ class Residual:
 
     def describe(self) -> str:
         return (
-            f"re-degraded output vs input: residual RMS {self.rms_percent:.3f}% of the data "
-            f"range (max {self.max_percent:.2f}%)"
+            f"re-degraded output vs input: residual RMS {self.rms_percent:.3g}% of the data "
+            f"range (max {self.max_percent:.3g}%)"
         )
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from medsr.degrade.resize import imresize, output_size
+from medsr.degrade.resize import output_size
 from medsr.errors import ConfigError, InputError
 from medsr.image import MedicalImage
 from medsr.infer.consistency import (
@@ -191,7 +191,7 @@ def upscale_planes(
             if plan.transpose:
                 part = part.transpose(-1, -2)
             if plan.resample:
-                part = imresize(part, size=final, kernel="cubic", antialias=True)
+                part = downscale(part, final, "cubic")  # antialiased imresize, sparse
             if first == 0 and first + chunk >= n:
                 out = part.contiguous()
                 break
@@ -474,6 +474,33 @@ def _write_residual(result: UpscaleResult, out: Path) -> list[Path]:
     return written
 
 
+def fit_to_source(image: MedicalImage) -> tuple[MedicalImage, str | None]:
+    """Round and clip pixels to what the source's integer file format stores, so the output
+    keeps its bit depth: 8/16-bit PNG/TIFF, integer NIfTI. DICOM's writer does this itself."""
+    src = image.source
+    bounds: tuple[float, float] | None = None
+    if src.format in ("png", "tiff", "jpeg") and src.bits_stored in (8, 16):
+        bounds = (0.0, 2.0**src.bits_stored - 1)
+    elif (
+        src.format in ("nifti", "analyze")
+        and src.dtype
+        and np.dtype(src.dtype).kind in "ui"
+        and src.rescale_slope == 1.0
+        and src.rescale_intercept == 0.0
+    ):
+        info = np.iinfo(np.dtype(src.dtype))
+        bounds = (float(info.min), float(info.max))
+    if bounds is None:
+        return image, None
+    lo, hi = bounds
+    outside = float(np.mean((image.pixels < lo) | (image.pixels > hi)))
+    image.pixels = np.clip(np.rint(image.pixels), lo, hi).astype(np.float32)
+    note = f"rounded to the input's {src.dtype or src.format} values in [{lo:g}, {hi:g}]"
+    if outside > 0:
+        note += f"; {100 * outside:.2g}% of the pixels were outside and were clipped"
+    return image, note
+
+
 def _keep_format(out: Path, image: MedicalImage, explicit: bool) -> Path:
     """``out`` with the suffix of the image's own format, unless the user named the file."""
     from medsr.io.core import full_suffix, output_suffix_for, stem
@@ -518,7 +545,10 @@ def run_files(
             if out.resolve() == item.path.resolve():
                 raise InputError(out, "is the input; refusing to overwrite it")
             result = upscale_image(image, runner, settings, progress=progress, log=log)
-            path = write(result.image, out)
+            fitted, note = fit_to_source(result.image)
+            if note:
+                log(note)
+            path = write(fitted, out)
             written.append(path)
             sp_in = " x ".join(f"{s:.4g}" for s in image.spacing_mm)
             sp_out = " x ".join(f"{s:.4g}" for s in result.image.spacing_mm)
