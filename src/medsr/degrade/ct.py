@@ -143,15 +143,6 @@ class ParallelBeamProjector:
         sino = (self.project_matrix @ flat).T
         return sino.reshape(b, len(self.angles), self.size).to(images.dtype)
 
-    def filter(self, sinogram: Tensor) -> Tensor:
-        """Ramp-filter each view (B, A, N) -> (B, A, N + 2), detector positions -1 .. N."""
-        n = self.size
-        padded = _padded_length(n)
-        spectrum = torch.fft.rfft(sinogram.to(torch.float32), n=padded, dim=-1)
-        ramp = torch.from_numpy(ramp_filter(padded)).to(sinogram.device, torch.float32)
-        filtered = torch.fft.irfft(spectrum * ramp, n=padded, dim=-1)
-        return torch.cat([filtered[..., -1:], filtered[..., : n + 1]], dim=-1)
-
     def backproject(self, filtered: Tensor) -> Tensor:
         """(B, A, N + 2) filtered views -> (B, N, N), zero outside the circle (unscaled)."""
         b = filtered.shape[0]
@@ -167,6 +158,16 @@ def projector(
 ) -> ParallelBeamProjector:
     """A cached projector (building one costs about a second at 256 x 256 x 250 views)."""
     return ParallelBeamProjector(size, angles_deg, device)
+
+
+def ramp_filtered(sinogram: Tensor) -> Tensor:
+    """Ramp-filter each view (B, A, N) -> (B, A, N + 2), at detector positions -1 .. N."""
+    n = sinogram.shape[-1]
+    padded = _padded_length(n)
+    spectrum = torch.fft.rfft(sinogram.to(torch.float32), n=padded, dim=-1)
+    ramp = torch.from_numpy(ramp_filter(padded)).to(sinogram.device, torch.float32)
+    filtered = torch.fft.irfft(spectrum * ramp, n=padded, dim=-1)
+    return torch.cat([filtered[..., -1:], filtered[..., : n + 1]], dim=-1)
 
 
 def _chunks(size: int, angles: tuple[float, ...]) -> list[tuple[float, ...]]:
@@ -189,13 +190,14 @@ def fbp(sinogram: Tensor, angles_deg: Sequence[float]) -> Tensor:
     """Filtered back-projection (B, A, N) -> (B, N, N), as ``skimage.transform.iradon``."""
     angles = tuple(float(a) for a in angles_deg)
     n = sinogram.shape[-1]
+    filtered = ramp_filtered(sinogram)
     image = None
     start = 0
     for part in _chunks(n, angles):
         geometry = projector(n, part, sinogram.device)
-        views = sinogram[:, start : start + len(part)]
+        views = filtered[:, start : start + len(part)].contiguous()
         start += len(part)
-        partial = geometry.backproject(geometry.filter(views))
+        partial = geometry.backproject(views)
         image = partial if image is None else image + partial
     assert image is not None
     return image * (math.pi / (2 * len(angles)))
