@@ -171,6 +171,9 @@ def run_degrade(args: argparse.Namespace) -> int:
     outdir.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(args.seed)
     label = f"{degradation.name}_x{_scale_label(degradation.scale)}"
+    strength = SAME_SIZE_SCALE_PARAM.get(degradation.name)
+    if strength is not None:
+        label = f"{degradation.name}_{strength.replace('_', '')}{degradation.config()[strength]}"
     thick = isinstance(degradation, ThickSlice)
     for stem, path in inputs:
         image = read(path)
