@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -126,8 +127,7 @@ def resize_weights(
     return np.ascontiguousarray(indices[:, keep]), np.ascontiguousarray(weights[:, keep])
 
 
-@lru_cache(maxsize=256)
-def _weights_on(
+def _weights_tensors(
     in_len: int,
     out_len: int,
     scale: float,
@@ -141,15 +141,32 @@ def _weights_on(
     return idx, torch.from_numpy(w_np).to(device=device, dtype=dtype)
 
 
+_weights_cached = lru_cache(maxsize=256)(_weights_tensors)
+
+
+def _weights_on(*key: Any) -> tuple[Tensor, Tensor]:
+    """Device tensors of the resize weights, cached in eager mode only.
+
+    Under tracing (torch.export, ONNX, jit) the tensors made here are graph
+    constants or fake tensors; caching them would hand them to later eager calls.
+    """
+    tracing = (
+        torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+    )
+    return _weights_tensors(*key) if tracing else _weights_cached(*key)
+
+
 def _resize_axis(
     x: Tensor, dim: int, out_len: int, scale: float, kernel: str, antialias: bool
 ) -> Tensor:
     idx, wts = _weights_on(
         int(x.shape[dim]), out_len, float(scale), kernel, antialias, x.device, x.dtype
     )
-    moved = x.movedim(dim, -1)
+    dim = dim % x.ndim  # ONNX export needs non-negative permutation axes
+    last = x.ndim - 1
+    moved = x.movedim(dim, last)
     gathered = moved[..., idx.reshape(-1)].reshape(*moved.shape[:-1], out_len, idx.shape[1])
-    return (gathered * wts).sum(-1).movedim(-1, dim)
+    return (gathered * wts).sum(-1).movedim(last, dim)
 
 
 def imresize(
