@@ -8,7 +8,26 @@ them deterministically with ``apply``.
 
 from __future__ import annotations
 
-from medsr.degrade.base import Degradation
-from medsr.degrade.registry import available, build, describe, register
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from medsr.degrade.base import Degradation
+    from medsr.degrade.registry import available, build, describe, register
 
 __all__ = ["Degradation", "available", "build", "describe", "register"]
+
+_HOMES = {
+    "Degradation": "medsr.degrade.base",
+    "available": "medsr.degrade.registry",
+    "build": "medsr.degrade.registry",
+    "describe": "medsr.degrade.registry",
+    "register": "medsr.degrade.registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use so that `medsr --help` does not pay for torch.
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'medsr.degrade' has no attribute {name!r}")
