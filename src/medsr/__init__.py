@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from medsr import io
 from medsr.errors import ConfigError, InputError, MedsrError
 from medsr.image import MedicalImage, Modality
 
@@ -22,6 +23,7 @@ __all__ = [
     "MedsrError",
     "Modality",
     "__version__",
+    "io",
     "load_model",
     "upscale",
 ]
