@@ -222,7 +222,14 @@ def _build_from(
     model = models.build(name, **config)
     strip = "_orig_mod."  # torch.compile wrappers
     state = {k[len(strip) :] if k.startswith(strip) else k: v for k, v in weights.state.items()}
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        first = str(exc).strip().splitlines()
+        detail = first[1].strip() if len(first) > 1 else (first[0] if first else "")
+        raise InputError(
+            path, f"weights do not fit {name} with config {config}: {detail[:200]}"
+        ) from None
     if result.missing_keys or result.unexpected_keys:
         missing = ", ".join(result.missing_keys[:4])
         unexpected = ", ".join(result.unexpected_keys[:4])
@@ -323,7 +330,10 @@ def load_zoo_model(
         )
     weights = read_weights(path)
     config = entry.get("config")
-    model = _build_from(path, weights, str(entry["architecture"]), dict(config) if config else {})
+    # no "config" in the entry: fall back to the file's own medsr.config metadata
+    model = _build_from(
+        path, weights, str(entry["architecture"]), dict(config) if config is not None else None
+    )
     tag_model(model, zoo_name=name)
     if entry.get("degradation") is not None:
         tag_model(model, degradation=entry["degradation"])
