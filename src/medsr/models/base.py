@@ -123,6 +123,27 @@ class SRModel(nn.Module):
         )
 
 
+def bicubic_skip(lr: torch.Tensor, scale: ScalePair) -> torch.Tensor:
+    """Bicubic upsampling of ``lr`` (MATLAB semantics), the base a residual generator adds to.
+
+    With ``residual=True`` a generator predicts only ``SR - bicubic(LR)`` (VDSR's global
+    residual) and starts from the bicubic image exactly, because its last layer is
+    zero-initialised. It is not in the papers; it makes small models trained briefly on
+    a CPU improve on bicubic instead of first having to learn to reproduce it.
+    """
+    from medsr.degrade.resize import imresize
+
+    return imresize(lr, scale=scale, kernel="cubic")
+
+
+def check_residual(name: str, residual: bool, in_channels: int, out_channels: int) -> None:
+    if residual and in_channels != out_channels:
+        raise ConfigError(
+            f"{name}: residual=True adds the bicubic input, so in_channels must equal "
+            f"out_channels (got {in_channels} and {out_channels})"
+        )
+
+
 def check_channels(in_channels: int, out_channels: int) -> None:
     if in_channels < 1 or out_channels < 1:
         raise ConfigError(

@@ -34,7 +34,14 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from medsr.errors import ConfigError
-from medsr.models.base import ScalePair, SRModel, check_channels, output_size
+from medsr.models.base import (
+    ScalePair,
+    SRModel,
+    bicubic_skip,
+    check_channels,
+    check_residual,
+    output_size,
+)
 
 
 @dataclass(frozen=True)
@@ -231,9 +238,11 @@ class MIASSR(SRModel):
         default_scale: float | tuple[float, float] = 4.0,
         in_channels: int = 1,
         out_channels: int = 1,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         check_channels(in_channels, out_channels)
+        check_residual("miassr", residual, in_channels, out_channels)
         if num_blocks < 0 or channels < 1 or mlp_hidden < 1 or max_scale < 1:
             raise ConfigError(
                 "miassr: num_blocks >= 0, channels >= 1, mlp_hidden >= 1 and max_scale >= 1 required"
@@ -253,13 +262,20 @@ class MIASSR(SRModel):
             "default_scale": list(self.default_scale),
             "in_channels": in_channels,
             "out_channels": out_channels,
+            "residual": bool(residual),
         }
+        self.residual = bool(residual)
         self.data_mean: torch.Tensor
         self.register_buffer("data_mean", torch.tensor(float(data_mean)))
         self.head = nn.Conv2d(in_channels, channels, 3, padding=1)
         self.blocks = nn.Sequential(*(EDSRBlock(channels) for _ in range(num_blocks)))
         self.fuse = nn.Conv2d(channels, channels, 3, padding=1)
         self.meta_upscale = MetaUpscale(channels, out_channels, hidden=mlp_hidden)
+        if self.residual:  # zero kernels: start as bicubic exactly
+            last = self.meta_upscale.weight_mlp[-1]
+            assert isinstance(last, nn.Linear)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
         self.receptive_field = 1 + 2 * num_blocks + 1 + 1
 
     def features(self, lr: torch.Tensor) -> torch.Tensor:
@@ -267,4 +283,5 @@ class MIASSR(SRModel):
         return head + self.fuse(self.blocks(head))
 
     def upscale(self, lr: torch.Tensor, scale: ScalePair) -> torch.Tensor:
-        return self.meta_upscale(self.features(lr), scale) + self.data_mean
+        out = self.meta_upscale(self.features(lr), scale)
+        return out + bicubic_skip(lr, scale) if self.residual else out + self.data_mean

@@ -18,7 +18,9 @@ from medsr.errors import ConfigError
 from medsr.models.base import (
     ScalePair,
     SRModel,
+    bicubic_skip,
     check_channels,
+    check_residual,
     pixel_shuffle_receptive_field,
     upsampling_factors,
 )
@@ -79,9 +81,11 @@ class SRResNet(SRModel):
         channels: int = 64,
         in_channels: int = 1,
         out_channels: int = 1,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         check_channels(in_channels, out_channels)
+        check_residual("srresnet", residual, in_channels, out_channels)
         check_blocks("srresnet", num_blocks, channels)
         factors = upsampling_factors(scale, "srresnet")
         self.name = "srresnet"
@@ -94,7 +98,9 @@ class SRResNet(SRModel):
             "channels": channels,
             "in_channels": in_channels,
             "out_channels": out_channels,
+            "residual": bool(residual),
         }
+        self.residual = bool(residual)
         self.trunk = ResidualTrunk(in_channels, channels, num_blocks)
         stages: list[nn.Module] = []
         for r in factors:
@@ -105,6 +111,9 @@ class SRResNet(SRModel):
             ]
         self.upsample = nn.Sequential(*stages)
         self.tail = nn.Conv2d(channels, out_channels, 9, padding=4)
+        if self.residual:  # start as bicubic exactly
+            nn.init.zeros_(self.tail.weight)
+            nn.init.zeros_(self.tail.bias)  # type: ignore[arg-type]
         self.receptive_field = math.ceil(
             ResidualTrunk.receptive_field(num_blocks)
             + pixel_shuffle_receptive_field(factors)
@@ -112,4 +121,5 @@ class SRResNet(SRModel):
         )
 
     def upscale(self, lr: torch.Tensor, scale: ScalePair) -> torch.Tensor:
-        return self.tail(self.upsample(self.trunk(lr)))
+        out = self.tail(self.upsample(self.trunk(lr)))
+        return out + bicubic_skip(lr, scale) if self.residual else out
