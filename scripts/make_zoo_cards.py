@@ -1,0 +1,484 @@
+"""Regenerate every zoo model card and the README's zoo table from fresh evaluations.
+
+For each model in ``src/medsr/zoo/manifest.json`` (or ``$MEDSR_ZOO_DIR``) the
+script runs the ``medsr eval`` machinery (:mod:`medsr.evaluate.runner`) on the
+bundled TEST-role samples, with the settings of ``medsr demo``: central crops up
+to 512x512, a seeded degradation, PSNR/SSIM in physical units with each
+modality's data range and a ``ceil(scale)`` border shave, bicubic in the same
+run. It adds a sharpness figure that needs no downloaded network,
+``gradient_sharpness`` (mean gradient magnitude of SR over HR; 1 = as sharp as
+HR). Each card ``<name>.md`` then states the architecture, the exact training
+configuration (the YAML of ``configs/zoo/<name>.yaml``), iterations, hardware,
+wall time and these figures; a JSON summary is embedded in the card, and the
+README table between ``<!-- zoo:start -->`` and ``<!-- zoo:end -->`` is built
+from those summaries.
+
+    python scripts/make_zoo_cards.py            # evaluate, write cards and README table
+    python scripts/make_zoo_cards.py --readme-only   # rebuild the table from the cards
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+CONFIGS = ROOT / "configs" / "zoo"
+START, END = "<!-- zoo:start -->", "<!-- zoo:end -->"
+SUMMARY_RE = re.compile(r"<!-- zoo-summary: (\{.*?\}) -->", re.S)
+#: The demo's crop: central 512x512 of each test image.
+CROP = 512
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One evaluation: a degradation at a scale on the test images of some modalities."""
+
+    degradation: str
+    scale: tuple[float, float]
+    modalities: tuple[str, ...] = ("CT", "MR", "XRAY", "US")
+
+    @property
+    def label(self) -> str:
+        sy, sx = self.scale
+        s = f"x{sy:g}" if sy == sx else f"x({sy:g}, {sx:g})"
+        return f"{self.degradation} {s}"
+
+
+#: What each zoo model is scored on; the first setting is its headline figure.
+SETTINGS: dict[str, list[Setting]] = {
+    "srresnet-x2": [Setting("bicubic", (2.0, 2.0))],
+    "srresnet-x4": [Setting("bicubic", (4.0, 4.0))],
+    "miassr": [
+        Setting("bicubic", (2.0, 2.0)),
+        Setting("bicubic", (3.0, 3.0)),
+        Setting("bicubic", (4.0, 4.0)),
+    ],
+    "swift-srgan-x4": [Setting("bicubic", (4.0, 4.0))],
+    "blimsr-lite-x4": [Setting("bicubic", (4.0, 4.0))],
+    "sisr-us-lateral-x4": [Setting("ultrasound-lateral", (1.0, 4.0), ("US",))],
+    "sisr-ct-sparse-view": [Setting("ct-sparse-view", (1.0, 1.0), ("CT",))],
+}
+
+#: Hand-written parts of each card: what the model is and what its training left out.
+NOTES: dict[str, dict[str, str]] = {
+    "srresnet-x2": {
+        "kind": "PSNR",
+        "summary": "SRResNet (Ledig et al. 2017) at x2, reduced to 8 residual blocks x 32 "
+        "channels so that it trains on a CPU.",
+        "objective": "L1 pixel loss only.",
+    },
+    "srresnet-x4": {
+        "kind": "PSNR",
+        "summary": "SRResNet (Ledig et al. 2017) at x4, reduced to 8 residual blocks x 32 "
+        "channels so that it trains on a CPU.",
+        "objective": "L1 pixel loss only.",
+    },
+    "miassr": {
+        "kind": "PSNR",
+        "summary": "MIASSR (Zhu et al. 2021): an EDSR-lite trunk (8 blocks x 32 channels) and "
+        "a Meta-Upscale module (MLP 64 hidden), one network for any scale in (1, 4].",
+        "objective": "L1 pixel loss only (the published warm-up stage). The published GAN "
+        "stage adds a VGG19 perceptual term whose ImageNet weights cannot be had offline; it "
+        "was not run.",
+    },
+    "swift-srgan-x4": {
+        "kind": "GAN",
+        "summary": "Swift-SRGAN (Krishnan et al. 2021): depthwise-separable SRResNet, 8 blocks "
+        "x 48 channels, x4, adversarially trained.",
+        "objective": "Warm-up: MSE. GAN stage: MSE + 0.001 adversarial (vanilla BCE) + 2e-8 TV "
+        "+ 0.006 discriminator feature matching. The published objective's 0.006 MobileNetV2 "
+        "perceptual term needs ImageNet weights that cannot be had offline; feature matching "
+        "on the discriminator replaces it.",
+    },
+    "blimsr-lite-x4": {
+        "kind": "GAN",
+        "summary": "BliMSR-lite: BliMSR's residual attention groups with multi-head "
+        "convolutional attention, 2 groups x 2 blocks x 32 channels, x4, adversarially trained.",
+        "objective": "Warm-up: L1. GAN stage: 0.01 adversarial (vanilla BCE, spectral-norm "
+        "ResNet discriminator) + 0.1 L1 + 1 gradient + 1 D-SSIM + 0.1 discriminator feature "
+        "matching. The published five-layer VGG19 perceptual term needs ImageNet weights that "
+        "cannot be had offline; feature matching replaces it. Trained with the bicubic "
+        "degradation (the published blind degradation is left for longer, GPU training).",
+    },
+    "sisr-us-lateral-x4": {
+        "kind": "PSNR",
+        "summary": "SISR-US: SRResNet that upsamples the lateral (x) axis only, 4 blocks x 32 "
+        "channels, restoring x4 lateral decimation of ultrasound.",
+        "objective": "L1 pixel loss only (the published SRGAN stage was not run on CPU).",
+    },
+    "sisr-ct-sparse-view": {
+        "kind": "PSNR",
+        "summary": "SISR-CT: same-size SRResNet with space-to-depth (4 blocks x 32 channels, "
+        "global residual) that removes sparse-view streaks from filtered back-projections.",
+        "objective": "MSE pixel loss, as published.",
+    },
+}
+
+
+# -- evaluation ---------------------------------------------------------------------------
+def sharpness(sr: Any, hr: Any, shave: Sequence[int]) -> float:
+    """``gradient_sharpness`` of two 2-D arrays over their common top-left region."""
+    import numpy as np
+    import torch
+
+    from medsr.metrics import gradient_sharpness
+
+    h, w = min(sr.shape[0], hr.shape[0]), min(sr.shape[1], hr.shape[1])
+    x = torch.from_numpy(np.ascontiguousarray(sr[:h, :w], dtype=np.float64))[None, None]
+    y = torch.from_numpy(np.ascontiguousarray(hr[:h, :w], dtype=np.float64))[None, None]
+    return float(gradient_sharpness(x, y, shave=list(shave))[0])
+
+
+def evaluate(names: Sequence[str]) -> dict[tuple[str, Setting], dict[str, Any]]:
+    """Scores of every (model, setting): per-image bicubic and model PSNR/SSIM/sharpness."""
+    from medsr.evaluate.runner import (
+        REFERENCE,
+        load_images,
+        load_models,
+        prepare_images,
+        run_evaluation,
+    )
+
+    images = prepare_images(load_images("samples"), CROP, "full", first_frame_only=True)
+    settings: dict[Setting, list[str]] = {}
+    for name in names:
+        for setting in SETTINGS.get(name, []):
+            settings.setdefault(setting, []).append(name)
+    out: dict[tuple[str, Setting], dict[str, Any]] = {}
+    for setting, models in settings.items():
+        chosen = [im for im in images if im.modality.value in setting.modalities]
+        specs = load_models(models)
+        started = time.perf_counter()
+        scale = setting.scale if setting.scale[0] != setting.scale[1] else setting.scale[0]
+        run = run_evaluation(specs, chosen, scale, setting.degradation, SEED, keep_visuals=True)
+        print(
+            f"{setting.label}: {len(chosen)} images, {', '.join(models)} "
+            f"({time.perf_counter() - started:.1f} s)",
+            file=sys.stderr,
+        )
+        shave = list(run.shave)
+        for name in models:
+            rows = []
+            for i, visual in enumerate(run.visuals):
+                ref = run.models[REFERENCE].scores[i]
+                mine = run.models[name].scores[i]
+                rows.append(
+                    {
+                        "image": mine.name,
+                        "modality": mine.modality,
+                        "data_range": mine.data_range,
+                        "bicubic": {
+                            "psnr": ref.psnr,
+                            "ssim": ref.ssim,
+                            "sharpness": sharpness(visual.sr[REFERENCE], visual.hr, shave),
+                        },
+                        "model": {
+                            "psnr": mine.psnr,
+                            "ssim": mine.ssim,
+                            "sharpness": sharpness(visual.sr[name], visual.hr, shave),
+                        },
+                    }
+                )
+            out[(name, setting)] = {
+                "rows": rows,
+                "shave": shave,
+                "degradation_config": run.degradation_config,
+                "seconds": run.models[name].seconds,
+            }
+    return out
+
+
+# -- cards --------------------------------------------------------------------------------
+def _mean(values: Sequence[float]) -> float:
+    return float(sum(values) / len(values)) if values else math.nan
+
+
+def _signed(value: float, digits: int) -> str:
+    return f"{value:+.{digits}f}"
+
+
+def _scale_text(scale: Sequence[float] | None) -> str:
+    if scale is None:
+        return "any in (1, 4]"
+    sy, sx = scale
+    if sy == sx:
+        return f"x{sy:g}"
+    return f"x({sy:g}, {sx:g}) (rows, columns)"
+
+
+def _eval_command(name: str, setting: Setting) -> str:
+    sy, sx = setting.scale
+    if sy != sx:
+        return (
+            f"medsr eval --model {name} --data <the US test image> --degradation "
+            f"{setting.degradation} --scale {sx:g} --max-size {CROP}"
+        )
+    if setting.degradation == "ct-sparse-view":
+        return (
+            f"medsr eval --model {name} --data <the CT test image> --degradation "
+            f"ct-sparse-view --scale 1 --max-size {CROP}"
+        )
+    return f"medsr eval --model {name} --data samples --scale {sy:g} --max-size {CROP}"
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean PSNR/SSIM/sharpness and gains; per-modality PSNR gains; whether all are > 0."""
+    gains = {r["modality"]: r["model"]["psnr"] - r["bicubic"]["psnr"] for r in rows}
+    return {
+        "psnr": _mean([r["model"]["psnr"] for r in rows]),
+        "ssim": _mean([r["model"]["ssim"] for r in rows]),
+        "sharpness": _mean([r["model"]["sharpness"] for r in rows]),
+        "bicubic_psnr": _mean([r["bicubic"]["psnr"] for r in rows]),
+        "bicubic_ssim": _mean([r["bicubic"]["ssim"] for r in rows]),
+        "bicubic_sharpness": _mean([r["bicubic"]["sharpness"] for r in rows]),
+        "psnr_gain": _mean(list(gains.values())),
+        "ssim_gain": _mean([r["model"]["ssim"] - r["bicubic"]["ssim"] for r in rows]),
+        "psnr_gain_by_modality": gains,
+        "beats_bicubic_everywhere": all(g > 0 for g in gains.values()),
+    }
+
+
+def _table(rows: Sequence[dict[str, Any]], reference: str) -> list[str]:
+    lines = [
+        f"| image | modality | data range | {reference} PSNR | model PSNR | ΔPSNR "
+        f"| {reference} SSIM | model SSIM | ΔSSIM | sharpness {reference} / model |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        b, m = r["bicubic"], r["model"]
+        lines.append(
+            f"| {r['image']} | {r['modality']} | {r['data_range']:g} | {b['psnr']:.2f} "
+            f"| {m['psnr']:.2f} | {_signed(m['psnr'] - b['psnr'], 2)} | {b['ssim']:.4f} "
+            f"| {m['ssim']:.4f} | {_signed(m['ssim'] - b['ssim'], 4)} "
+            f"| {b['sharpness']:.3f} / {m['sharpness']:.3f} |"
+        )
+    s = summarise(rows)
+    lines.append(
+        f"| **mean** | | | {s['bicubic_psnr']:.2f} | {s['psnr']:.2f} "
+        f"| **{_signed(s['psnr_gain'], 2)}** | {s['bicubic_ssim']:.4f} | {s['ssim']:.4f} "
+        f"| {_signed(s['ssim_gain'], 4)} | {s['bicubic_sharpness']:.3f} / {s['sharpness']:.3f} |"
+    )
+    return lines
+
+
+def _hardware(training: dict[str, Any]) -> str:
+    device = str(training.get("device", "cpu"))
+    if device.startswith("cpu"):
+        return (
+            f"CPU only ({training.get('processor', '')}, {training.get('cpu_count')} cores shared "
+            f"with other jobs; {training.get('cpu_threads')} PyTorch thread), torch "
+            f"{training.get('torch')}"
+        )
+    return f"{device}, torch {training.get('torch')}"
+
+
+def write_card(
+    name: str, entry: dict[str, Any], results: dict[tuple[str, Setting], dict[str, Any]], zoo: Path
+) -> dict[str, Any]:
+    """Write ``<zoo>/<card>`` for one model and return its summary (also embedded in it)."""
+    notes = NOTES.get(name, {"kind": "PSNR", "summary": entry["architecture"], "objective": ""})
+    training = entry.get("training", {})
+    weights = zoo / entry["file"]
+    config_path = ROOT / training.get("config", f"configs/zoo/{name}.yaml")
+    config_text = config_path.read_text() if config_path.is_file() else "(config file missing)"
+    settings = SETTINGS.get(name, [])
+    minutes = float(training.get("seconds", math.nan)) / 60
+    lines = [
+        f"# {name}",
+        "",
+        notes["summary"],
+        "",
+        "| | |",
+        "|---|---|",
+        f"| architecture | `{entry['architecture']}` with `{json.dumps(entry.get('config', {}))}` |",
+        f"| parameters | {int(training.get('parameters', 0)):,} |",
+        f"| weights | `{entry['file']}`, {weights.stat().st_size / 1e6:.2f} MB safetensors (fp32), "
+        f"SHA-256 `{entry['sha256']}` |",
+        f"| scale | {_scale_text(entry.get('scale'))} |",
+        f"| degradation (training) | `{json.dumps(entry.get('degradation'))}` |",
+        "| training data | train role of the bundled samples only (see the config below); "
+        "the test role is never seen |",
+        f"| objective | {notes['objective']} |",
+        f"| iterations | {training.get('iterations')} (exported EMA weights from iteration "
+        f"{training.get('best_iteration')}), {training.get('train_slices')} training slices |",
+        f"| hardware | {_hardware(training)} |",
+        f"| wall time | {minutes:.1f} min |",
+        f"| reproduce | `medsr train configs/zoo/{name}.yaml` (or `scripts/train_zoo.sh {name}`) |",
+        "",
+        "## Evaluation on the bundled test samples",
+        "",
+        "Test-role samples only, central crop up to "
+        f"{CROP}x{CROP} (as `medsr demo`), degradation seeded with {SEED} + image index, "
+        "metrics in physical units: PSNR and SSIM (11x11 Gaussian, sigma 1.5) against the HR "
+        "image with data range = CT: HU window width (full window [-1024, 3071], 4095); "
+        "MR: 0.5-99.5 percentile range of the HR image; X-ray and ultrasound: 2^bits - 1. "
+        "A border of ceil(scale) pixels is shaved. Sharpness = mean gradient magnitude of "
+        "the output over that of HR (`medsr.metrics.gradient_sharpness`; 1 = as sharp as HR, "
+        "no downloaded network). Regenerate with `python scripts/make_zoo_cards.py`.",
+        "",
+    ]
+    summary: dict[str, Any] = {
+        "name": name,
+        "kind": notes["kind"],
+        "architecture": entry["architecture"],
+        "scale": _scale_text(entry.get("scale")),
+        "parameters": int(training.get("parameters", 0)),
+        "size_mb": round(weights.stat().st_size / 1e6, 2),
+        "minutes": round(minutes, 1),
+        "settings": {},
+    }
+    for setting in settings:
+        result = results.get((name, setting))
+        if result is None:
+            continue
+        reference = "FBP input" if setting.degradation == "ct-sparse-view" else "bicubic"
+        s = summarise(result["rows"])
+        summary["settings"][setting.label] = {
+            k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items()
+        }
+        verdict = (
+            f"beats {reference} on every modality"
+            if s["beats_bicubic_everywhere"]
+            else f"does NOT beat {reference} on: "
+            + ", ".join(m for m, g in s["psnr_gain_by_modality"].items() if g <= 0)
+        )
+        lines += [
+            f"### {setting.label}",
+            "",
+            f"Equivalent command: `{_eval_command(name, setting)}`. "
+            f"Degradation: `{json.dumps(result['degradation_config'])}`; shave "
+            f"{result['shave'][0]}x{result['shave'][1]} px.",
+            "",
+            *_table(result["rows"], reference),
+            "",
+            f"PSNR: {verdict} (mean gain {_signed(s['psnr_gain'], 2)} dB).",
+            "",
+        ]
+        if setting.degradation == "ct-sparse-view":
+            lines += [
+                "The reference here is the sparse-view filtered back-projection itself (the "
+                "model's input; `bicubic` at scale 1 is the identity).",
+                "",
+            ]
+    lines += [
+        "## Training configuration",
+        "",
+        f"`configs/zoo/{name}.yaml`:",
+        "",
+        "```yaml",
+        config_text.rstrip(),
+        "```",
+        "",
+        "## Limits",
+        "",
+        "Trained for minutes on a few bundled images on a CPU, not on the published data "
+        "sets: a starting point and a working example, not the published models. Research "
+        "software, not for clinical use.",
+        "",
+        f"<!-- zoo-summary: {json.dumps(summary, sort_keys=True)} -->",
+        "",
+    ]
+    (zoo / entry["card"]).write_text("\n".join(lines), encoding="utf-8")
+    return summary
+
+
+# -- README -------------------------------------------------------------------------------
+def read_summaries(zoo: Path, entries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The JSON summaries embedded in the cards, in manifest order."""
+    out = []
+    for name, entry in entries.items():
+        card = zoo / str(entry.get("card", f"{name}.md"))
+        match = SUMMARY_RE.search(card.read_text(encoding="utf-8")) if card.is_file() else None
+        if match is None:
+            raise SystemExit(
+                f"make_zoo_cards: {card} has no zoo-summary; run without --readme-only"
+            )
+        out.append(json.loads(match.group(1)))
+    return out
+
+
+def readme_table(summaries: Sequence[dict[str, Any]]) -> str:
+    lines = [
+        "Figures: bundled test-role samples (central crop up to 512x512, as `medsr demo`), "
+        "PSNR in dB in physical units, gain over the reference (bicubic; for sparse-view CT "
+        "the FBP input) as the mean over images, and the smallest per-modality gain. "
+        "Sharpness: output/HR mean gradient magnitude. Details, data ranges and exact "
+        "configurations are in each model's card (`src/medsr/zoo/<name>.md`). All models "
+        "were trained briefly on a CPU (minutes, reduced widths): working examples, not the "
+        "published models.",
+        "",
+        "| model | kind | scale | evaluated | PSNR | ΔPSNR mean | ΔPSNR worst modality "
+        "| SSIM | sharpness | params | MB | train min |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in summaries:
+        for label, figures in s["settings"].items():
+            gains = figures["psnr_gain_by_modality"]
+            worst = min(gains, key=lambda m: gains[m])
+            lines.append(
+                f"| [{s['name']}](src/medsr/zoo/{s['name']}.md) | {s['kind']} | {s['scale']} "
+                f"| {label} | {figures['psnr']:.2f} | {_signed(figures['psnr_gain'], 2)} "
+                f"| {_signed(gains[worst], 2)} ({worst}) | {figures['ssim']:.4f} "
+                f"| {figures['sharpness']:.2f} | {s['parameters'] / 1e6:.2f} M "
+                f"| {s['size_mb']:.2f} | {s['minutes']:.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def write_readme(table: str, readme: Path = README) -> None:
+    text = readme.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        raise SystemExit(f"make_zoo_cards: {readme} lacks the {START} / {END} markers")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{table}\n{END}{tail}", encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme-only", action="store_true", help="rebuild the table only")
+    parser.add_argument("--no-readme", action="store_true", help="write the cards only")
+    parser.add_argument("models", nargs="*", help="zoo names (default: every manifest entry)")
+    args = parser.parse_args(argv)
+
+    from medsr.infer.weights import zoo_folder, zoo_models
+
+    zoo = zoo_folder()
+    entries = zoo_models()
+    if not entries:
+        raise SystemExit(f"make_zoo_cards: no models in {zoo / 'manifest.json'}")
+    names = args.models or list(entries)
+    unknown = [n for n in names if n not in entries]
+    if unknown:
+        raise SystemExit(f"make_zoo_cards: not in the manifest: {', '.join(unknown)}")
+    if not args.readme_only:
+        results = evaluate(names)
+        for name in names:
+            summary = write_card(name, entries[name], results, zoo)
+            for label, figures in summary["settings"].items():
+                print(
+                    f"{name} {label}: PSNR {figures['psnr']:.2f} dB "
+                    f"({_signed(figures['psnr_gain'], 2)} over the reference), by modality "
+                    + ", ".join(
+                        f"{m} {g:+.2f}" for m, g in figures["psnr_gain_by_modality"].items()
+                    )
+                )
+    if not args.no_readme:
+        write_readme(readme_table(read_summaries(zoo, entries)))
+        print(f"updated the zoo table in {README}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Train the model zoo and ship its weights: for each model (all of them, or the names given),
+#   medsr train configs/zoo/<name>.yaml --out runs/zoo/<name>
+# then copy runs/zoo/<name>/best_ema.safetensors to src/medsr/zoo/<name>.safetensors and write
+# its manifest entry (file, SHA-256, architecture, build config, scale, degradation, card)
+# with the run's iterations, wall time and hardware. Afterwards regenerate the cards:
+#   python scripts/make_zoo_cards.py
+#
+# Usage: scripts/train_zoo.sh [NAME...]        (env: MEDSR_ZOO_DIR, RUNS=runs/zoo, DEVICE=auto)
+#        scripts/train_zoo.sh --export NAME... (ship an already finished run, no training)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+RUNS="${RUNS:-runs/zoo}"
+DEVICE="${DEVICE:-auto}"
+ZOO="${MEDSR_ZOO_DIR:-src/medsr/zoo}"
+ALL=(srresnet-x2 srresnet-x4 miassr swift-srgan-x4 blimsr-lite-x4 sisr-us-lateral-x4 sisr-ct-sparse-view)
+
+train=1
+if [[ "${1:-}" == "--export" ]]; then
+    train=0
+    shift
+fi
+names=("$@")
+[[ ${#names[@]} -eq 0 ]] && names=("${ALL[@]}")
+
+for name in "${names[@]}"; do
+    config="configs/zoo/${name}.yaml"
+    [[ -f "$config" ]] || { echo "train_zoo: no config $config" >&2; exit 2; }
+    if [[ $train -eq 1 ]]; then
+        echo "== training $name ($config) ==" >&2
+        medsr train "$config" --out "$RUNS/$name" --device "$DEVICE" --no-progress
+    fi
+    python - "$name" "$config" "$RUNS/$name" "$ZOO" <<'PY'
+"""Copy a run's best EMA weights into the zoo and write its manifest entry (file-locked)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from medsr.infer.weights import load_generator, sha256_of
+from medsr.train.config import load_config
+
+name, config_path, run_dir, zoo = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+weights = run_dir / "best_ema.safetensors"
+summary_path = run_dir / "summary.json"
+if not weights.is_file() or not summary_path.is_file():
+    sys.exit(f"train_zoo: {run_dir} has no finished run (best_ema.safetensors, summary.json)")
+summary = json.loads(summary_path.read_text())
+cfg = load_config(config_path)
+model = load_generator(weights)
+zoo.mkdir(parents=True, exist_ok=True)
+target = zoo / f"{name}.safetensors"
+shutil.copyfile(weights, target)
+degradation = cfg["degradation"]
+if degradation is None:
+    ss = cfg["scale_sampling"]
+    degradation = {
+        "name": "bicubic",
+        "scale": f"random per batch in [{ss['min']}, {ss['max']}] step {ss['step']}",
+        "blur_sigma": ss["blur_sigma"],
+    }
+entry = {
+    "file": target.name,
+    "sha256": sha256_of(target),
+    "architecture": model.name,
+    "config": dict(model.config),
+    "scale": None if model.arbitrary_scale else [float(s) for s in model.default_scale],
+    "degradation": degradation,
+    "card": f"{name}.md",
+    "training": {
+        "config": config_path,
+        "iterations": int(summary["iterations"]),
+        "best_iteration": int(summary["best_iteration"]),
+        "seconds": round(float(summary["seconds"]), 1),
+        "device": summary["device"],
+        "cpu_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "train_slices": int(summary["train_slices"]),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    },
+}
+manifest = zoo / "manifest.json"
+with open(zoo / ".manifest.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    data = json.loads(manifest.read_text()) if manifest.is_file() else {"models": {}}
+    data["models"][name] = entry
+    data["models"] = dict(sorted(data["models"].items()))
+    tmp = manifest.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, manifest)
+print(f"train_zoo: shipped {target} ({target.stat().st_size / 1e6:.2f} MB, sha256 {entry['sha256'][:12]}...)")
+PY
+done
