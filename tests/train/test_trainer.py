@@ -198,8 +198,21 @@ def test_scale_choices_and_arbitrary_scale_lr() -> None:
     choices = scale_choices({"min": 1.1, "max": 4.0, "step": 0.1})
     assert len(choices) == 30 and choices[0] == 1.1 and choices[-1] == 4.0 and 2.5 in choices
     hr = torch.rand(2, 1, 96, 96)
-    assert arbitrary_scale_lr(hr, 3.7, 0.5).shape == (2, 1, 25, 25)  # int(96 / 3.7)
-    assert arbitrary_scale_lr(hr, 1.1, 0.5).shape == (2, 1, 87, 87)
+    assert arbitrary_scale_lr(hr, 3.7, 0.5).shape == (2, 1, 26, 26)  # ceil(96 / 3.7)
+    assert arbitrary_scale_lr(hr, 1.1, 0.5).shape == (2, 1, 88, 88)
+
+
+@pytest.mark.parametrize("scale", [1.5, 2.7, 3.3, 4.0])
+def test_arbitrary_scale_lr_is_the_evaluation_degradation(scale: float) -> None:
+    """Training LR at scale s equals the bicubic degradation eval uses, on any patch size,
+    so what a model learns about sub-pixel offsets holds on whole images."""
+    from medsr.degrade import build
+
+    torch.manual_seed(0)
+    for size in (48, 96, 97):
+        hr = torch.rand(1, 1, size, size)
+        expected = build("bicubic", scale=scale)(hr)
+        torch.testing.assert_close(arbitrary_scale_lr(hr, scale, 0.0), expected)
 
 
 def test_gaussian_blur3_weights() -> None:

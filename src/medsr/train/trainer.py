@@ -100,11 +100,18 @@ def scale_choices(spec: Mapping[str, float]) -> list[float]:
 
 
 def arbitrary_scale_lr(hr: Tensor, scale: float, blur_sigma: float) -> Tensor:
-    """MIASSR's LR: cubic resize of (H, W) to (int(H / s), int(W / s)), then a 3x3 blur."""
+    """MIASSR's LR: antialiased cubic resize by exactly 1/s, then a light 3x3 blur.
+
+    The paper resizes to ``int(H / s)`` pixels, which makes the effective factor
+    ``H / int(H / s)`` depend on the patch size (48 px at s = 2.7 really is 2.82), so
+    a model trained on patches would learn offsets that do not hold on whole images.
+    Resizing by exactly 1/s (``ceil(H / s)`` pixels, MATLAB's grid, the same as the
+    ``bicubic`` degradation used for evaluation) keeps LR and HR aligned; the SR output
+    and HR are then cropped to their common top-left region.
+    """
     from medsr.degrade.resize import imresize
 
-    size = (max(1, int(hr.shape[-2] / scale)), max(1, int(hr.shape[-1] / scale)))
-    lr = imresize(hr, size=size, kernel="cubic", antialias=True)
+    lr = imresize(hr, scale=1.0 / scale, kernel="cubic", antialias=True)
     return gaussian_blur3(lr, blur_sigma).clamp(0.0, 1.0)
 
 
@@ -550,7 +557,7 @@ class Trainer:
             if pair == (1.0, 1.0):
                 base = lr
             else:
-                base = imresize(lr, size=(hr.shape[-2], hr.shape[-1]), kernel="cubic").clamp(0, 1)
+                base = imresize(lr, scale=pair, kernel="cubic").clamp(0, 1)
             base, hr_c = common_crop(base, hr)
             scores_p.append(psnr(base, hr_c, data_range=1.0, shave=shave).clamp(max=PSNR_CAP_DB))
             scores_s.append(ssim(base, hr_c, data_range=1.0, shave=shave))
