@@ -38,11 +38,13 @@ for name in "${names[@]}"; do
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import platform
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -92,7 +94,8 @@ entry = {
     },
 }
 manifest = zoo / "manifest.json"
-with open(zoo / ".manifest.lock", "w") as lock:
+lock_path = Path(tempfile.gettempdir()) / f"medsr-zoo-{hashlib.sha1(str(zoo.resolve()).encode()).hexdigest()[:12]}.lock"
+with open(lock_path, "w") as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
     data = json.loads(manifest.read_text()) if manifest.is_file() else {"models": {}}
     data["models"][name] = entry

@@ -1,0 +1,145 @@
+"""The shipped model zoo: every manifest entry loads with a matching SHA-256, a corrupted
+copy is refused naming the checksum mismatch, and each PSNR model beats its reference
+(bicubic, or the sparse-view FBP input) on a small crop of a held-out test sample."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from medsr.errors import InputError
+from medsr.infer.weights import load_zoo_model, sha256_of, zoo_folder, zoo_models
+from medsr.metrics import psnr
+
+ZOO = Path(__file__).resolve().parent.parent / "src" / "medsr" / "zoo"
+EXPECTED = {
+    "srresnet-x2",
+    "srresnet-x4",
+    "swift-srgan-x4",
+    "miassr",
+    "blimsr-lite-x4",
+    "sisr-us-lateral-x4",
+    "sisr-ct-sparse-view",
+}
+MAX_BYTES = 10 * 1024 * 1024
+
+
+@pytest.fixture(autouse=True)
+def _packaged_zoo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MEDSR_ZOO_DIR", raising=False)
+
+
+def _manifest() -> dict[str, dict[str, object]]:
+    return json.loads((ZOO / "manifest.json").read_text())["models"]
+
+
+def test_manifest_lists_every_zoo_model_with_small_files_and_cards() -> None:
+    entries = _manifest()
+    assert set(entries) == EXPECTED
+    assert zoo_folder().resolve() == ZOO.resolve()
+    for name, entry in entries.items():
+        path = ZOO / str(entry["file"])
+        assert 0 < path.stat().st_size < MAX_BYTES, name
+        assert (ZOO / str(entry["card"])).is_file(), name
+        assert "config" in entry, name
+        assert (ZOO.parent.parent.parent / "configs" / "zoo" / f"{name}.yaml").is_file(), name
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_zoo_entry_loads_and_its_sha256_matches(name: str) -> None:
+    entry = zoo_models()[name]
+    assert sha256_of(ZOO / str(entry["file"])) == entry["sha256"]
+    model = load_zoo_model(name)
+    assert model.name == entry["architecture"]
+    assert getattr(model, "medsr_zoo_name", None) == name
+    if entry["scale"] is not None:
+        assert list(model.default_scale) == entry["scale"]
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_corrupted_copy_is_refused_naming_the_checksum_mismatch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = tmp_path / "zoo"
+    shutil.copytree(ZOO, copy)
+    entry = _manifest()["srresnet-x2"]
+    target = copy / str(entry["file"])
+    data = bytearray(target.read_bytes())
+    data[-64:] = bytes(b ^ 0xFF for b in data[-64:])  # flip bytes in the tensor data
+    target.write_bytes(bytes(data))
+    monkeypatch.setenv("MEDSR_ZOO_DIR", str(copy))
+    with pytest.raises(InputError, match="SHA-256 checksum mismatch") as info:
+        load_zoo_model("srresnet-x2")
+    assert str(entry["sha256"]) in str(info.value)
+    assert sha256_of(target) in str(info.value)
+    load_zoo_model("srresnet-x4")  # the untouched files of the copy still load
+
+
+def _test_crop(modality: str, size: int) -> tuple[torch.Tensor, float]:
+    """Central ``size`` x ``size`` crop of the test sample of a modality, in [0, 1]."""
+    from medsr.samples import list_samples
+
+    (sample,) = list_samples(role="test", modality=modality)
+    image = sample.load()
+    h, w = image.pixels.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    pixels = image.pixels[top : top + size, left : left + size]
+    norm = image.normalization(window="full") if modality == "CT" else image.normalization()
+    unit = np.clip(norm.to_unit(pixels), 0.0, 1.0).astype(np.float32)
+    return torch.from_numpy(unit)[None, None], 1.0
+
+
+@pytest.mark.parametrize(
+    ("name", "scale", "modality"),
+    [
+        ("srresnet-x2", 2.0, "MR"),
+        ("srresnet-x4", 4.0, "MR"),
+        ("miassr", 2.0, "MR"),
+        ("miassr", 4.0, "MR"),
+    ],
+)
+@torch.inference_mode()
+def test_psnr_model_beats_bicubic_on_a_test_crop(name: str, scale: float, modality: str) -> None:
+    from medsr.degrade import build
+    from medsr.models import build as build_model
+
+    hr, data_range = _test_crop(modality, 96)
+    lr = build("bicubic", scale=scale)(hr, generator=torch.Generator().manual_seed(0))
+    bicubic = build_model("bicubic")(lr, scale).clamp(0, 1)
+    sr = load_zoo_model(name)(lr, scale).clamp(0, 1)
+    shave = int(np.ceil(scale))
+    gain = psnr(sr, hr, data_range, shave=shave) - psnr(bicubic, hr, data_range, shave=shave)
+    assert float(gain[0]) > 0.1
+
+
+@torch.inference_mode()
+def test_ultrasound_lateral_model_beats_bicubic_on_a_test_crop() -> None:
+    from medsr.degrade import build
+    from medsr.models import build as build_model
+
+    hr, data_range = _test_crop("US", 96)
+    lr = build("ultrasound-lateral", scale=4.0)(hr)
+    assert lr.shape[-2:] == (96, 24)
+    bicubic = build_model("bicubic")(lr, (1.0, 4.0)).clamp(0, 1)
+    sr = load_zoo_model("sisr-us-lateral-x4")(lr).clamp(0, 1)
+    shave = (1, 4)
+    gain = psnr(sr, hr, data_range, shave=shave) - psnr(bicubic, hr, data_range, shave=shave)
+    assert float(gain[0]) > 0.1
+
+
+@torch.inference_mode()
+def test_sparse_view_model_improves_on_the_fbp_of_a_test_crop() -> None:
+    """A 128x128 crop degraded as in training (scanner circle inside the crop); on whole
+    full-window slices this briefly trained model is worse than its input (see its card)."""
+    from medsr.degrade import build
+
+    hr, data_range = _test_crop("CT", 128)
+    fbp = build("ct-sparse-view", n_angles=1000, view_step=4)(hr)
+    restored = load_zoo_model("sisr-ct-sparse-view")(fbp).clamp(0, 1)
+    gain = psnr(restored, hr, data_range) - psnr(fbp, hr, data_range)
+    assert float(gain[0]) > 0.1
