@@ -491,8 +491,9 @@ def _derive_header(
     photometric = pixel_module.pop("PhotometricInterpretation")
     ds.set_pixel_data(stored, photometric, pixel_module["BitsStored"], generate_instance_uid=True)
     if "RescaleSlope" in ds or "RescaleIntercept" in ds:
-        ds.RescaleSlope = _ds_number(_rescale(ds)[0])
-        ds.RescaleIntercept = _ds_number(_rescale(ds)[1])
+        slope, intercept = _rescale(ds)
+        ds.RescaleSlope = _ds_number(slope)
+        ds.RescaleIntercept = _ds_number(intercept)
 
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
@@ -506,8 +507,6 @@ def _derive_header(
         ds.SeriesDescription = (str(ds.SeriesDescription) + " medsr")[:64]
     else:
         ds.SeriesDescription = "medsr derived"
-    if "LossyImageCompression" in ds and str(ds.LossyImageCompression) == "01":
-        pass  # lossy history stays recorded
 
     _write_geometry(ds, image, template, frame_index)
     return ds
