@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.utils.parametrize
 
 from medsr import models
 from medsr.errors import ConfigError
@@ -70,3 +71,44 @@ def test_spectral_norm_bounds_the_convs(name: str) -> None:
 def test_unknown_discriminator() -> None:
     with pytest.raises(ConfigError, match="unknown discriminator"):
         models.build_discriminator("patchgan")
+
+
+def test_blimsr_discriminator_as_published() -> None:
+    """Block 1 keeps 64 channels, the skips hold no parameters, LeakyReLU 0.01, and with
+    pool=64 a 512x512 slice reaches the original's Linear(64*64*512, 1): 13.0 M parameters."""
+    from medsr.models.discriminators import _SNResidualBlock
+
+    with torch.device("meta"):
+        disc = models.build_discriminator("resnet-sn", pool=64)
+    blocks = [m for m in disc.features if isinstance(m, _SNResidualBlock)]
+    convs = [b.body[0].parametrizations.weight.original for b in blocks]
+    assert [(c.shape[1], c.shape[0]) for c in convs] == [
+        (64, 64),
+        (64, 128),
+        (128, 128),
+        (128, 256),
+        (256, 256),
+        (256, 512),
+        (512, 512),
+    ]
+    assert [b.stride for b in blocks] == [1, 2, 1, 2, 1, 2, 1]
+    assert all(len(list(b.parameters())) == 4 for b in blocks)  # two convs, weight and bias
+    slopes = {m.negative_slope for m in disc.modules() if isinstance(m, torch.nn.LeakyReLU)}
+    assert slopes == {0.01}
+    count = sum(p.numel() for p in disc.parameters())
+    assert count == 640 + 10_915_456 + 64 * 64 * 512 + 1 == 13_013_249
+
+
+def test_blimsr_discriminator_skip_is_bicubic_half_and_duplication() -> None:
+    from medsr.models.discriminators import _SNResidualBlock
+
+    torch.manual_seed(0)
+    block = _SNResidualBlock(2, 4, 2, 0.01)
+    for conv in (block.body[0], block.body[2]):  # a zero body leaves only the skip
+        torch.nn.utils.parametrize.remove_parametrizations(conv, "weight")
+        torch.nn.init.zeros_(conv.weight)
+        torch.nn.init.zeros_(conv.bias)
+    x = torch.rand(1, 2, 10, 9)
+    half = torch.nn.functional.interpolate(x, size=(5, 5), mode="bicubic", align_corners=False)
+    expected = torch.nn.functional.leaky_relu(torch.cat([half, half], 1), 0.01)
+    torch.testing.assert_close(block(x), expected)

@@ -6,6 +6,10 @@ conv3 128 -> 256 -> PixelShuffle(2) -> conv3 64 -> 256 -> PixelShuffle(2) ->
 conv1x1 -> sigmoid. The paper size (8 groups x 16 blocks x 64 channels) has
 about 19 M parameters; ``blimsr-lite`` is a CPU-trainable preset.
 
+``residual=True`` (not in the paper) replaces the sigmoid output by
+``bicubic(lr) + tail(...)`` with the 1x1 tail zero-initialised, so the generator
+starts as bicubic exactly (see :func:`medsr.models.base.bicubic_skip`).
+
 The attention (MHCA) is written from its published description only.
 """
 
@@ -21,7 +25,9 @@ from medsr.errors import ConfigError
 from medsr.models.base import (
     ScalePair,
     SRModel,
+    bicubic_skip,
     check_channels,
+    check_residual,
     pixel_shuffle_receptive_field,
     upsampling_factors,
 )
@@ -117,10 +123,12 @@ class BliMSR(SRModel):
         reduction: int = 4,
         in_channels: int = 1,
         out_channels: int = 1,
+        residual: bool = False,
         name: str = "blimsr",
     ) -> None:
         super().__init__()
         check_channels(in_channels, out_channels)
+        check_residual(name, residual, in_channels, out_channels)
         if num_groups < 1 or num_blocks < 0 or channels < 1 or reduction < 1:
             raise ConfigError(
                 f"{name}: num_groups >= 1, num_blocks >= 0, channels >= 1 and reduction >= 1 required"
@@ -138,7 +146,9 @@ class BliMSR(SRModel):
             "reduction": reduction,
             "in_channels": in_channels,
             "out_channels": out_channels,
+            "residual": bool(residual),
         }
+        self.residual = bool(residual)
         self.head = nn.Conv2d(in_channels, channels, 3, padding=1)
         self.body = nn.Sequential(
             *(ResidualAttentionGroup(channels, num_blocks, reduction) for _ in range(num_groups))
@@ -151,6 +161,9 @@ class BliMSR(SRModel):
             width = channels
         self.upsample = nn.Sequential(*stages)
         self.tail = nn.Conv2d(channels, out_channels, 1)
+        if self.residual:  # start as bicubic exactly
+            nn.init.zeros_(self.tail.weight)
+            nn.init.zeros_(self.tail.bias)  # type: ignore[arg-type]
         self.receptive_field = math.ceil(
             1
             + num_groups * num_blocks * ResidualAttentionBlock.receptive_field
@@ -160,4 +173,7 @@ class BliMSR(SRModel):
     def upscale(self, lr: torch.Tensor, scale: ScalePair) -> torch.Tensor:
         f0 = self.head(lr)
         features = torch.cat([self.body_out(self.body(f0)), f0], dim=1)
-        return torch.sigmoid(self.tail(self.upsample(features)))
+        out = self.tail(self.upsample(features))
+        if self.residual:
+            return out + bicubic_skip(lr, scale)
+        return torch.sigmoid(out)

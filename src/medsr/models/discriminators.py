@@ -8,9 +8,14 @@ Each returns raw logits: (B, 1) for the image-level ones, (B, 1, H, W) for
   crops give exactly 6x6), Linear(512*36, 1024), LeakyReLU, Linear(1).
   ``batch_norm=False`` for gradient-penalty (WGAN-GP) training.
 * ``swift``: the same stack with depthwise-separable convs (Swift-SRGAN).
-* ``resnet-sn``: spectrally normalised residual blocks (64, 128 s2, 128, 256 s2,
-  256, 512 s2, 512), global average pool, Linear(512, 1) (BliMSR; the original's
-  Linear fixed the input to 512x512).
+* ``resnet-sn``: BliMSR's discriminator: conv3 to 64, then spectrally normalised
+  residual blocks (64, 64), (64, 128 s2), (128, 128), (128, 256 s2), (256, 256),
+  (256, 512 s2), (512, 512) with a parameter-free skip (bicubic half-size resize for
+  stride 2, channel duplication where the width doubles), LeakyReLU 0.01, then an
+  adaptive average pool to ``pool x pool`` and a spectrally normalised Linear to one
+  logit. The original's Linear read the 64x64x512 map of a 512x512 slice (13.0 M
+  parameters); ``pool=64`` reproduces it exactly there and accepts any size,
+  ``pool=1`` (the default) is a global average.
 * ``unet-sn``: spectrally normalised U-Net, 3 stride-2 levels, skips, per-pixel output.
 """
 
@@ -116,48 +121,66 @@ class VGGDiscriminator(Discriminator):
         return self.head(self.features(x))
 
 
-class _SNResidualBlock(nn.Module):
-    """LeakyReLU(conv3(LeakyReLU(conv3_s(x))) + skip(x)), both convs spectrally normalised."""
+#: LeakyReLU slope of BliMSR's discriminator.
+BLIMSR_LEAKY_SLOPE = 0.01
 
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
+
+class _SNResidualBlock(nn.Module):
+    """LeakyReLU(conv3(LeakyReLU(conv3_s(x))) + skip(x)) with spectrally normalised convs.
+
+    The skip has no parameters: a bicubic resize to the body's size where the block
+    strides, and ``cat([x, x])`` where the width doubles (BliMSR's discriminator).
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int, slope: float) -> None:
         super().__init__()
+        if cout not in (cin, 2 * cin):
+            raise ConfigError(f"resnet-sn: a block keeps or doubles its width, got {cin}->{cout}")
         self.body = nn.Sequential(
             spectral_norm(nn.Conv2d(cin, cout, 3, stride=stride, padding=1)),
-            nn.LeakyReLU(0.2, inplace=True),
+            nn.LeakyReLU(slope, inplace=True),
             spectral_norm(nn.Conv2d(cout, cout, 3, padding=1)),
         )
-        self.skip: nn.Module = (
-            spectral_norm(nn.Conv2d(cin, cout, 1, stride=stride))
-            if stride != 1 or cin != cout
-            else nn.Identity()
-        )
+        self.stride, self.duplicate, self.slope = stride, cout == 2 * cin, slope
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.leaky_relu(self.body(x) + self.skip(x), 0.2)
+        out = self.body(x)
+        skip = x
+        if self.stride != 1:
+            skip = F.interpolate(skip, size=out.shape[-2:], mode="bicubic", align_corners=False)
+        if self.duplicate:
+            skip = torch.cat([skip, skip], dim=1)
+        return F.leaky_relu(out + skip, self.slope)
 
 
 class ResNetSNDiscriminator(Discriminator):
-    """BliMSR's spectrally normalised ResNet discriminator with a size-free global-pool head."""
+    """BliMSR's spectrally normalised ResNet discriminator, any input size (module docstring)."""
 
-    def __init__(self, in_channels: int = 1, width: int = 64) -> None:
+    #: (width multiple, stride) of the seven residual blocks after the first conv
+    PLAN: tuple[tuple[int, int], ...] = ((1, 1), (2, 2), (2, 1), (4, 2), (4, 1), (8, 2), (8, 1))
+
+    def __init__(self, in_channels: int = 1, width: int = 64, pool: int = 1) -> None:
         super().__init__()
         _check("resnet-sn", in_channels, width)
+        if pool < 1:
+            raise ConfigError(f"resnet-sn: pool must be >= 1, got {pool}")
         self.name, self.in_channels = "resnet-sn", in_channels
-        self.config = {"in_channels": in_channels, "width": width}
-        plan = ((2, 2), (2, 1), (4, 2), (4, 1), (8, 2), (8, 1))
+        self.config = {"in_channels": in_channels, "width": width, "pool": pool}
+        slope = BLIMSR_LEAKY_SLOPE
         layers: list[nn.Module] = [
             spectral_norm(nn.Conv2d(in_channels, width, 3, padding=1)),
-            nn.LeakyReLU(0.2, inplace=True),
+            nn.LeakyReLU(slope, inplace=True),
         ]
         channels = width
-        for mult, stride in plan:
-            layers.append(_SNResidualBlock(channels, width * mult, stride))
+        for mult, stride in self.PLAN:
+            layers.append(_SNResidualBlock(channels, width * mult, stride, slope))
             channels = width * mult
         self.features = nn.Sequential(*layers)
-        self.classifier = spectral_norm(nn.Linear(channels, 1))
+        self.pool = nn.AdaptiveAvgPool2d(pool)
+        self.classifier = spectral_norm(nn.Linear(channels * pool * pool, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x).mean(dim=(2, 3)))
+        return self.classifier(self.pool(self.features(x)).flatten(1))
 
 
 class UNetSNDiscriminator(Discriminator):

@@ -5,6 +5,11 @@ Every conv is separable: a depthwise kxk conv (groups = input channels) then a
 [sep3-BN-PReLU-sep3-BN] + skip; sep3-BN + global skip; log2(scale) stages of
 [sep3 64 -> 256, PixelShuffle(2), PReLU]; sep9x9 to the output channels and
 (tanh + 1) / 2 so the output lies in [0, 1]. About 0.20 M parameters at x4.
+
+``residual=True`` (not in the paper) replaces the tanh output by
+``bicubic(lr) + tail(...)`` with the tail's pointwise conv zero-initialised, so the
+generator starts as bicubic exactly and a GAN never has to learn to reproduce the
+input's intensities (see :func:`medsr.models.base.bicubic_skip`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from torch import nn
 from medsr.models.base import (
     ScalePair,
     SRModel,
+    bicubic_skip,
     check_channels,
+    check_residual,
     pixel_shuffle_receptive_field,
     upsampling_factors,
 )
@@ -72,9 +79,11 @@ class SwiftSRGAN(SRModel):
         channels: int = 64,
         in_channels: int = 1,
         out_channels: int = 1,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         check_channels(in_channels, out_channels)
+        check_residual("swift-srgan", residual, in_channels, out_channels)
         check_blocks("swift-srgan", num_blocks, channels)
         factors = upsampling_factors(scale, "swift-srgan")
         self.name = "swift-srgan"
@@ -87,7 +96,9 @@ class SwiftSRGAN(SRModel):
             "channels": channels,
             "in_channels": in_channels,
             "out_channels": out_channels,
+            "residual": bool(residual),
         }
+        self.residual = bool(residual)
         self.head = nn.Sequential(SeparableConv2d(in_channels, channels, 9), nn.PReLU(channels))
         self.blocks = nn.Sequential(*(SeparableResidualBlock(channels) for _ in range(num_blocks)))
         self.fuse = nn.Sequential(SeparableConv2d(channels, channels, 3), nn.BatchNorm2d(channels))
@@ -100,6 +111,9 @@ class SwiftSRGAN(SRModel):
             ]
         self.upsample = nn.Sequential(*stages)
         self.tail = SeparableConv2d(channels, out_channels, 9)
+        if self.residual:  # start as bicubic exactly
+            nn.init.zeros_(self.tail.pointwise.weight)
+            nn.init.zeros_(self.tail.pointwise.bias)  # type: ignore[arg-type]
         self.receptive_field = math.ceil(
             4 + 2 * num_blocks + 1 + pixel_shuffle_receptive_field(factors) + 4 / scale
         )
@@ -107,4 +121,7 @@ class SwiftSRGAN(SRModel):
     def upscale(self, lr: torch.Tensor, scale: ScalePair) -> torch.Tensor:
         head = self.head(lr)
         features = head + self.fuse(self.blocks(head))
-        return (torch.tanh(self.tail(self.upsample(features))) + 1) / 2
+        out = self.tail(self.upsample(features))
+        if self.residual:
+            return out + bicubic_skip(lr, scale)
+        return (torch.tanh(out) + 1) / 2
