@@ -22,7 +22,7 @@ from medsr.losses.perceptual import (
     build_feature_extractor,
     load_torchvision_features,
 )
-from medsr.losses.pixel import CharbonnierLoss, L1Loss, MSELoss
+from medsr.losses.pixel import CharbonnierLoss, L1Loss, LowFrequencyLoss, MSELoss
 from medsr.losses.presets import (
     PRESETS,
     DiscriminatorLoss,
@@ -52,6 +52,7 @@ __all__ = [
     "GeneratorLoss",
     "GradientLoss",
     "L1Loss",
+    "LowFrequencyLoss",
     "MSELoss",
     "MobileNetV2Features",
     "PerceptualLoss",

@@ -28,7 +28,10 @@ Every preset has a ``warmup`` stage (pixel loss only, no discriminator) and a
       edges: {type: gradient, weight: 0.2}
 
 A weight of 0 removes a term. Term types: l1, mse, charbonnier, perceptual,
-tv, gradient, ssim, dssim, adversarial, feature_matching.
+tv, gradient, ssim, dssim, lowfreq, adversarial, feature_matching. ``lowfreq``
+(options ``factor``, default 4, and ``kernel``, default cubic) is L1 between the
+outputs and targets resized by ``1 / factor``: it locks the band the LR input
+determines, so a GAN cannot shift intensities (no published preset uses it).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from torch import Tensor, nn
 from medsr.errors import ConfigError
 from medsr.losses.adversarial import AdversarialLoss, GanKind, gradient_penalty
 from medsr.losses.perceptual import FeatureNetwork, PerceptualLoss
-from medsr.losses.pixel import CharbonnierLoss, L1Loss, MSELoss
+from medsr.losses.pixel import CharbonnierLoss, L1Loss, LowFrequencyLoss, MSELoss
 from medsr.losses.structural import (
     DSSIMLoss,
     FeatureMatchingLoss,
@@ -76,6 +79,7 @@ _TERM_OPTIONS: dict[str, tuple[str, ...]] = {
     "gradient": (),
     "ssim": ("data_range",),
     "dssim": ("data_range",),
+    "lowfreq": ("factor", "kernel"),
     "adversarial": (),
     "feature_matching": (),
 }
@@ -452,6 +456,10 @@ def _image_term(name: str, spec: TermSpec, cfg: Mapping[str, Any]) -> nn.Module:
         return SSIMLoss(data_range=float(spec.get("data_range", 1.0)))
     if kind == "dssim":
         return DSSIMLoss(data_range=float(spec.get("data_range", 1.0)))
+    if kind == "lowfreq":
+        return LowFrequencyLoss(
+            factor=float(spec.get("factor", 4.0)), kernel=str(spec.get("kernel", "cubic"))
+        )
     if kind == "perceptual":
         network = FeatureNetwork.parse(str(spec.get("network", "vgg19")))
         option = "vgg_weights" if network is FeatureNetwork.VGG19 else "mobilenet_weights"
