@@ -649,3 +649,121 @@ def fid(
     return fid_from_features(
         inception_features(model, images_a), inception_features(model, images_b)
     )
+
+
+# -- intensity bias and perceptual full-reference measures without learned weights ----------
+__all__ += ["gmsd", "haarpsi", "mean_bias"]
+
+#: GMSD's stability constant for 8-bit images (Xue et al. 2014).
+GMSD_T = 170.0
+#: HaarPSI's constants for natural images in [0, 255] (Reisenhofer et al. 2018).
+HAARPSI_C = 30.0
+HAARPSI_ALPHA = 4.2
+
+
+def mean_bias(x: Tensor, y: Tensor, data_range: DataRange, shave: Shave = 0) -> Tensor:
+    """Signed mean intensity bias per image as a fraction of the data range:
+    ``(mean(x) - mean(y)) / R``. A GAN may invent texture; this says whether it also
+    moved the grey levels (or HU) of the image as a whole."""
+    dims = _check_pair(x, y)
+    dtype = _metric_dtype(x)
+    x = shave_border(x, shave, dims).to(dtype)
+    y = shave_border(y, shave, dims).to(dtype)
+    diff = (x - y).flatten(1).mean(dim=1)
+    return diff / _range_per_image(data_range, x.shape[0], diff)
+
+
+def _planes_255(x: Tensor, data_range: DataRange, shave: Shave) -> Tensor:
+    """2-D images in [0, R] as (B*C, 1, H, W) planes in float64 [0, 255] units (the scale the
+    constants of GMSD and HaarPSI were tuned for), border shaved. The filters pad with
+    zeros as the authors' code does, so the images must start at 0 (physical units such as
+    HU are shifted to [0, R] first, e.g. with a normalisation's ``to_unit`` and R = 1)."""
+    if x.ndim != 4:
+        raise ConfigError(f"GMSD and HaarPSI take 2-D images (B, C, H, W); got {tuple(x.shape)}")
+    x = shave_border(x, shave, 2).to(_metric_dtype(x))
+    b, c, h, w = x.shape
+    r = _range_per_image(data_range, b, x).reshape(b, 1, 1, 1)
+    return (x * (255.0 / r)).reshape(b * c, 1, h, w)
+
+
+def _mean_subsample(x: Tensor) -> Tensor:
+    """MATLAB ``conv2(x, ones(2) / 4, 'same')(1:2:end, 1:2:end)``: 2x2 block means, with
+    zeros beyond the bottom and right edges when a side is odd."""
+    h, w = x.shape[-2:]
+    return F.avg_pool2d(F.pad(x, (0, w % 2, 0, h % 2)), 2, stride=2)
+
+
+def _conv_same(x: Tensor, kernel: Tensor) -> Tensor:
+    """MATLAB ``conv2(x, k, 'same')`` up to the sign of ``k`` (zero padding; an even k x k
+    window covers rows i - k/2 + 1 ... i + k/2)."""
+    kh, kw = kernel.shape
+    pad = ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2)
+    weight = kernel.flip(0, 1).to(x)[None, None]
+    return F.conv2d(F.pad(x, pad), weight)
+
+
+def gmsd(x: Tensor, y: Tensor, data_range: DataRange, shave: Shave = 0) -> Tensor:
+    """Gradient magnitude similarity deviation per image (Xue et al. 2014); 0 = identical,
+    larger = worse; needs no learned weights.
+
+    As the authors' MATLAB code: both images in [0, 255] units are 2x2-mean-subsampled,
+    Prewitt gradients ``m = sqrt(gx^2 + gy^2)`` (3x3 kernels / 3, zero padding) give
+    ``GMS = (2 m_x m_y + T) / (m_x^2 + m_y^2 + T)`` with ``T = 170``, and GMSD is the
+    standard deviation (N - 1) of the GMS map. Channels are scored separately and averaged.
+    """
+    _check_pair(x, y)
+    batch, channels = x.shape[:2]
+    a = _mean_subsample(_planes_255(x, data_range, shave))
+    b = _mean_subsample(_planes_255(y, data_range, shave))
+    prewitt = torch.tensor([[1.0, 0.0, -1.0]] * 3, dtype=a.dtype) / 3.0
+
+    def magnitude(img: Tensor) -> Tensor:
+        return torch.sqrt(_conv_same(img, prewitt) ** 2 + _conv_same(img, prewitt.T) ** 2)
+
+    ma, mb = magnitude(a), magnitude(b)
+    gms = (2.0 * ma * mb + GMSD_T) / (ma**2 + mb**2 + GMSD_T)
+    return gms.flatten(1).std(dim=1).reshape(batch, channels).mean(dim=1)
+
+
+def _haar_filter(scale: int, dtype: torch.dtype) -> Tensor:
+    """The 2^s x 2^s Haar filter of HaarPSI: entries 2^-s, the top half negated."""
+    n = 2**scale
+    k = torch.full((n, n), 2.0**-scale, dtype=dtype)
+    k[: n // 2] *= -1.0
+    return k
+
+
+def haarpsi(x: Tensor, y: Tensor, data_range: DataRange, shave: Shave = 0) -> Tensor:
+    """Haar wavelet-based perceptual similarity index per image (Reisenhofer et al. 2018),
+    grey-level version; 1 = identical, in (0, 1]; needs no learned weights.
+
+    As the authors' reference code: images in [0, 255] units, 2x2-mean-subsampled; Haar
+    filters of sizes 2, 4, 8 in both orientations (``conv2 'same'``, zero padding); per
+    orientation the local similarity is the mean over the two finest scales of
+    ``(2 |c_x| |c_y| + C) / (c_x^2 + c_y^2 + C)`` and its weight ``max(|c_x|, |c_y|)`` at
+    the coarsest scale; then ``HaarPSI = (logit(sum(sigmoid(S) W) / sum(W)) / alpha)^2``
+    with ``sigmoid(v) = 1 / (1 + exp(-alpha v))``, ``C = 30`` and ``alpha = 4.2``.
+    """
+    _check_pair(x, y)
+    batch, channels = x.shape[:2]
+    a = _mean_subsample(_planes_255(x, data_range, shave))
+    b = _mean_subsample(_planes_255(y, data_range, shave))
+    filters = [_haar_filter(s, a.dtype) for s in (1, 2, 3)]
+    numerator = a.new_zeros(a.shape[0])
+    denominator = a.new_zeros(a.shape[0])
+    for transpose in (False, True):
+        kernels = [f.T if transpose else f for f in filters]
+        ca = [_conv_same(a, k).abs() for k in kernels]
+        cb = [_conv_same(b, k).abs() for k in kernels]
+        fine = [
+            (2.0 * ca[s] * cb[s] + HAARPSI_C) / (ca[s] ** 2 + cb[s] ** 2 + HAARPSI_C)
+            for s in (0, 1)
+        ]
+        similarity = 0.5 * (fine[0] + fine[1])
+        weight = torch.maximum(ca[2], cb[2])
+        weighted = torch.sigmoid(HAARPSI_ALPHA * similarity) * weight
+        numerator = numerator + weighted.flatten(1).sum(1)
+        denominator = denominator + weight.flatten(1).sum(1)
+    pooled = numerator / denominator
+    score = (torch.log(pooled / (1.0 - pooled)) / HAARPSI_ALPHA) ** 2
+    return score.reshape(batch, channels).mean(dim=1)

@@ -160,7 +160,7 @@ class SISRCT(SRModel):
         self.downscale, self.residual, self.layout = downscale, residual, layout
         r = downscale
         if layout == "unshuffle":
-            self.encode = nn.PixelUnshuffle(r)
+            self.encode: nn.Module = nn.PixelUnshuffle(r)
             self.trunk = ResidualTrunk(in_channels * r**2, channels, num_blocks)
             self.decode = nn.Sequential(
                 nn.Conv2d(channels, channels * r**2, 3, padding=1),
