@@ -1,35 +1,58 @@
-"""Degradation throughput, and our batched CT FBP against scikit-image's iradon.
+"""Degradation speed: the registry table, ct-sparse-view against scikit-image, bicubic against torch.
 
-Prints images/s for every registered degradation on a batch of 16 x 1 x 256 x 256
-on the CPU (and on CUDA when available), then the time of our FBP and of
-``skimage.transform.iradon`` on 8 x 256 x 256 sinograms (the ct-sparse-view
-default: 1000 views, every 4th kept = 250 views) and their ratio, in one run.
+1. images/s of every registered degradation on 16 x 1 x 256 x 256 (CPU, and CUDA
+   when present);
+2. ``ct-sparse-view`` (1000 views, every 4th or 16th kept) on one slice of 256^2
+   and 512^2 against ``skimage.transform.radon`` + ``iradon`` of the same views,
+   cold (the projector cache emptied before each call) and warm, and the
+   training pair (sparse and full-view FBP) against the three scikit-image calls
+   it replaces;
+3. the MATLAB-semantics ``bicubic`` degradation (x4 on 16 x 512^2) against
+   ``torch.nn.functional.interpolate(mode="bicubic", antialias=True)``.
 
-    OMP_NUM_THREADS=2 python benchmarks/degrade.py [--batch 16] [--size 256] [--repeats 3]
+The machine may be shared, so the two sides of each comparison run alternately
+and the printed figure is the median of the per-round ratios::
+
+    OMP_NUM_THREADS=2 python benchmarks/degrade.py [--rounds 3] [--skip-table]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from medsr.degrade import available, build
-from medsr.degrade.ct import CTSparseView, fbp
+from medsr.degrade.ct import CTSparseView, projector
 
 
-def _best_of(fn, repeats: int, sync=lambda: None) -> float:
-    fn()  # warm-up: caches (resize weights, CT projector) and lazy init
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def _seconds(fn: Callable[[], object], before: Callable[[], None] = lambda: None) -> float:
+    before()
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def alternate(
+    ours: Callable[[], object],
+    theirs: Callable[[], object],
+    rounds: int,
+    before: Callable[[], None] = lambda: None,
+) -> tuple[float, float, float]:
+    """Median seconds of each side and the median per-round ratio theirs / ours."""
+    a, b, ratios = [], [], []
+    for _ in range(rounds):
+        t_ours = _seconds(ours, before)
+        t_theirs = _seconds(theirs)
+        a.append(t_ours)
+        b.append(t_theirs)
+        ratios.append(t_theirs / t_ours)
+    return statistics.median(a), statistics.median(b), statistics.median(ratios)
 
 
 def _degradation_table(device: torch.device, batch: int, size: int, repeats: int) -> None:
@@ -41,50 +64,97 @@ def _degradation_table(device: torch.device, batch: int, size: int, repeats: int
         degradation = build(name)
         g = torch.Generator().manual_seed(1)
         out = degradation(hr, generator=g)
-        seconds = _best_of(lambda d=degradation, g=g: d(hr, generator=g), repeats, sync)
+        times = []
+        for _ in range(repeats):
+            sync()
+            start = time.perf_counter()
+            degradation(hr, generator=g)
+            sync()
+            times.append(time.perf_counter() - start)
+        seconds = min(times)
         scale = "x".join(f"{s:g}" for s in degradation.scale)
         lr = "x".join(str(s) for s in out.shape[-2:])
         print(f"{name:<22}{scale:>12}{lr:>12}{seconds:>10.3f}{batch / seconds:>11.1f}")
 
 
-def _fbp_comparison(size: int, repeats: int) -> None:
-    from skimage.transform import iradon
+def _slice(size: int) -> np.ndarray:
+    """A smooth disc phantom with texture, zero outside the field of view."""
+    y, x = np.mgrid[:size, :size] - size / 2
+    r2 = (x**2 + y**2) / (size / 2) ** 2
+    texture = 0.25 * np.sin(x / 5.0) * np.cos(y / 9.0)
+    return np.clip(np.where(r2 < 0.8, 0.5 + texture, 0.0), 0, 1).astype(np.float32)
 
-    ct = CTSparseView()
-    angles = ct.kept_angles
-    rng = np.random.default_rng(0)
-    sinograms = rng.random((8, len(angles), size)).astype(np.float32)
-    theta = np.array(angles)
-    batch = torch.from_numpy(sinograms)
-    ours = _best_of(lambda: fbp(batch, angles), repeats)
-    reference = _best_of(
-        lambda: [iradon(s.T, theta, circle=True, filter_name="ramp") for s in sinograms],
-        max(1, repeats // 2),
-    )
-    diff = float(
-        np.abs(fbp(batch, angles)[0].numpy() - iradon(sinograms[0].T, theta, circle=True)).max()
-    )
+
+def ct_comparison(size: int, step: int, rounds: int) -> None:
+    from skimage.transform import iradon, radon
+
+    ct = CTSparseView(n_angles=1000, view_step=step)
+    image = _slice(size)
+    hr = torch.from_numpy(image)[None, None]
+    kept = np.array(ct.kept_angles)
+    full = np.array(ct.angles)
+
+    def skimage_sparse() -> np.ndarray:
+        return iradon(radon(image, kept, circle=True), kept, circle=True)
+
+    def skimage_pair() -> tuple[np.ndarray, np.ndarray]:
+        sinogram = radon(image, full, circle=True)
+        return (
+            iradon(sinogram[:, ::step], kept, circle=True),
+            iradon(sinogram, full, circle=True),
+        )
+
+    diff = float(np.abs(ct(hr)[0, 0].numpy() - np.clip(skimage_sparse(), 0, 1)).max())
+    cold = alternate(lambda: ct(hr), skimage_sparse, rounds, projector.cache_clear)
+    warm = alternate(lambda: ct(hr), skimage_sparse, rounds)
+    pair = alternate(lambda: ct.apply_pair(hr, {}), skimage_pair, max(1, rounds // 2))
+    views = len(kept)
     print(
-        f"\nCT FBP, 8 x {size} x {size}, {len(angles)} views, CPU ({torch.get_num_threads()} threads)"
+        f"ct-sparse-view {size}^2, {views} of 1000 views (step {step}): "
+        f"cold {cold[0]:.3f} s vs skimage {cold[1]:.3f} s -> {cold[2]:.1f}x; "
+        f"warm {warm[0]:.3f} s -> {warm[2]:.1f}x; pair (sparse + full-view FBP) "
+        f"{pair[0]:.2f} s vs skimage {pair[1]:.2f} s -> {pair[2]:.1f}x; "
+        f"max |ours - skimage| {diff:.1e}"
     )
-    print(f"  medsr fbp (batched, sparse back-projection): {ours:.3f} s")
-    print(f"  skimage.transform.iradon (per image):        {reference:.3f} s")
-    print(f"  speed ratio: {reference / ours:.1f}x   (max |difference| {diff:.2e})")
+
+
+def bicubic_comparison(batch: int, size: int, rounds: int) -> None:
+    x = torch.rand(batch, 1, size, size, generator=torch.Generator().manual_seed(0))
+    bicubic = build("bicubic", scale=4, clip=False)
+    out = size // 4
+
+    def torch_aa() -> torch.Tensor:
+        return F.interpolate(x, size=(out, out), mode="bicubic", antialias=True)
+
+    bicubic(x)
+    torch_aa()
+    ours, theirs, ratio = alternate(lambda: bicubic(x), torch_aa, rounds)
+    print(
+        f"bicubic x4 on {batch} x {size}^2 (MATLAB imresize semantics): {ours * 1e3:.1f} ms, "
+        f"torch interpolate(bicubic, antialias) {theirs * 1e3:.1f} ms -> ours takes "
+        f"{1 / ratio:.2f}x torch's time"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--skip-table", action="store_true", help="only the FBP comparison")
+    parser.add_argument("--size", type=int, default=256, help="table image size")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip-table", action="store_true", help="only the comparisons")
+    parser.add_argument("--ct-sizes", default="256,512")
+    parser.add_argument("--ct-steps", default="4,16")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     if not args.skip_table:
-        _degradation_table(torch.device("cpu"), args.batch, args.size, args.repeats)
+        _degradation_table(torch.device("cpu"), args.batch, args.size, args.rounds)
         if torch.cuda.is_available():
-            _degradation_table(torch.device("cuda"), args.batch, args.size, args.repeats)
-    _fbp_comparison(args.size, args.repeats)
+            _degradation_table(torch.device("cuda"), args.batch, args.size, args.rounds)
+    print()
+    for size in (int(s) for s in args.ct_sizes.split(",")):
+        for step in (int(s) for s in args.ct_steps.split(",")):
+            ct_comparison(size, step, args.rounds)
+    bicubic_comparison(16, 512, max(3, args.rounds))
 
 
 if __name__ == "__main__":

@@ -45,7 +45,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="degradation parameter; VALUE is YAML (0.5, [0.1, 0.3], true)",
     )
-    parser.add_argument("--pairs", action="store_true", help="also write the matching HR crop")
+    parser.add_argument(
+        "--pairs",
+        action="store_true",
+        help="also write the matching HR crop (for ct-sparse-view: the full-view FBP)",
+    )
     parser.add_argument("--window", default=None, help="CT window name for the normalisation")
     parser.add_argument(
         "--allow-input-dir", action="store_true", help="allow OUTDIR to be an input's folder"
@@ -143,6 +147,7 @@ def run_degrade(args: argparse.Namespace) -> int:
     import torch
 
     from medsr.degrade import build
+    from medsr.degrade.ct import CTSparseView
     from medsr.degrade.volume import ThickSlice
     from medsr.errors import ConfigError, InputError
     from medsr.io import read, write
@@ -184,11 +189,18 @@ def run_degrade(args: argparse.Namespace) -> int:
         norm = image.normalization(window=args.window)
         unit = np.asarray(norm.to_unit(image.pixels, clip=True), dtype=np.float32)
         hr = torch.from_numpy(unit)
+        target: np.ndarray | None = None  # an HR image the degradation defines (full-view FBP)
         if isinstance(degradation, ThickSlice):
             lr = degradation.apply_volume(hr)
         else:
             batch = hr.reshape(-1, 1, *hr.shape[-2:])
-            out = degradation(batch, generator=generator)
+            if args.pairs and isinstance(degradation, CTSparseView):  # replaces_target
+                drawn = degradation.sample_params(batch.shape[0], generator, batch.device)
+                out, paired = degradation.apply_pair(batch, drawn)
+                target = paired.reshape(hr.shape).numpy()
+                unit = target
+            else:
+                out = degradation(batch, generator=generator)
             lr = out.reshape(*hr.shape[:-2], *out.shape[-2:])
         lr_unit = lr.numpy()
         description = f"medsr degrade {degradation!r} seed {args.seed}"
@@ -196,7 +208,11 @@ def run_degrade(args: argparse.Namespace) -> int:
         suffix = output_suffix_for(image)
         written = write(lr_image, outdir / f"{stem}_{label}{suffix}")
         if args.pairs:
-            write(image, outdir / f"{stem}_hr{suffix}")
+            hr_image = image
+            if target is not None:
+                hr_pixels = norm.from_unit(target).astype(np.float32)
+                hr_image = image.with_pixels(hr_pixels, f"medsr degrade {degradation!r} target")
+            write(hr_image, outdir / f"{stem}_hr{suffix}")
         if thick:
             hr_view, lr_view = unit[:, unit.shape[1] // 2], lr_unit[:, lr_unit.shape[1] // 2]
         else:
