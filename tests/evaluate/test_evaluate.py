@@ -104,11 +104,14 @@ def test_json_schema_keys_and_gain_over_bicubic(png_folder: Path, tmp_path: Path
     assert list(result["models"]) == ["bicubic", "bilinear", "lanczos"]
     for name, entry in result["models"].items():
         assert {"mean", "std", "gain_over_bicubic", "images_per_s", "images"} <= set(entry)
-        assert set(entry["mean"]) == set(entry["std"]) == {"psnr", "ssim"}
+        metrics = {"psnr", "ssim", "gmsd", "haarpsi", "bias"}
+        assert set(entry["mean"]) == set(entry["std"]) == metrics
         for image in entry["images"]:
-            assert {"name", "psnr", "ssim", "modality", "data_range"} <= set(image)
+            assert {"name", "psnr", "ssim", "gmsd", "haarpsi", "bias_percent"} <= set(image)
+            assert {"modality", "data_range"} <= set(image)
+            assert 0 < image["haarpsi"] <= 1 and image["gmsd"] >= 0
         if name == "bicubic":
-            assert entry["gain_over_bicubic"] == {"psnr": 0.0, "ssim": 0.0}
+            assert entry["gain_over_bicubic"] == dict.fromkeys(metrics, 0.0)
     bic = result["models"]["bicubic"]["images"]
     lin = result["models"]["bilinear"]
     diffs = [a["psnr"] - b["psnr"] for a, b in zip(lin["images"], bic)]

@@ -20,7 +20,7 @@ TINY: dict[str, dict] = {
     "blimsr-lite": {"channels": 16},
     "miassr": {"num_blocks": 2, "channels": 8, "mlp_hidden": 16},
     "sisr-us": {"num_blocks": 2, "channels": 8},
-    "sisr-ct": {"num_blocks": 2, "channels": 8, "residual": False},
+    "sisr-ct": {"num_blocks": 2, "channels": 8, "residual": False, "layout": "published"},
 }
 BASELINES = ("nearest", "bilinear", "bicubic", "lanczos")
 

@@ -16,6 +16,15 @@ The pipeline per image, identical for every model of a run:
    ``ceil(s)`` pixels per axis (as MIASSR): the CT window width in HU, the
    bits-stored range for X-ray/ultrasound/raster files, the 0.5-99.5 percentile
    range of the HR image (volume) for MR. Volumes are scored slice by slice.
+   Beside them, with the same shave: the perceptual measures GMSD (lower is better)
+   and HaarPSI (higher is better), which need no learned weights, computed on the
+   normalised [0, 1] images as their authors' code expects [0, 255]; and the signed
+   mean intensity bias ``mean(sr - hr)`` in percent of the data range.
+
+A degradation whose ``replaces_target`` is true (``ct-sparse-view``) returns the
+reference with the input (:meth:`apply_pair`): the sparse-view FBP is scored against
+the full-view FBP of the same slice, the paper's target, so ``bicubic`` at scale 1
+(the identity) is the FBP input and every gain is a gain over it.
 
 Infinite PSNR (identical images) stays ``inf`` in the results; in JSON it is the
 string ``"inf"`` (JSON has no infinity) and an undefined value (the spread or the
@@ -39,6 +48,7 @@ from medsr.errors import ConfigError, InputError
 from medsr.image import CT_WINDOWS, MedicalImage, Modality, Normalization
 
 __all__ = [
+    "METRICS",
     "EvalImage",
     "EvalResult",
     "ImageScore",
@@ -49,6 +59,7 @@ __all__ = [
     "json_number",
     "load_images",
     "load_models",
+    "perceptual_scores",
     "prepare_images",
     "run_evaluation",
     "scale_sweep",
@@ -99,6 +110,13 @@ class EvalImage:
         return self.normalization.data_range
 
 
+#: The per-image metrics of a run, in report order; ``bias`` is in percent of the data range.
+METRICS: tuple[str, ...] = ("psnr", "ssim", "gmsd", "haarpsi", "bias")
+#: Smallest side, after the shave, on which GMSD and HaarPSI are computed (the 8x8 Haar
+#: filter of HaarPSI works at half resolution); smaller images get NaN.
+PERCEPTUAL_MIN_SIZE = 16
+
+
 @dataclass
 class ImageScore:
     name: str
@@ -106,12 +124,19 @@ class ImageScore:
     data_range: float
     psnr: float
     ssim: float
+    gmsd: float = math.nan
+    haarpsi: float = math.nan
+    #: signed mean(sr - hr) in percent of the data range
+    bias: float = math.nan
 
     def as_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "psnr": json_number(self.psnr),
             "ssim": json_number(self.ssim),
+            "gmsd": json_number(self.gmsd),
+            "haarpsi": json_number(self.haarpsi),
+            "bias_percent": json_number(self.bias),
             "modality": self.modality,
             "data_range": self.data_range,
         }
@@ -142,6 +167,11 @@ class ModelResult:
     def mean(self, metric: str) -> float:
         return _mean_std([getattr(s, metric) for s in self.scores])[0]
 
+    def max_abs_bias(self) -> float:
+        """The largest |mean intensity bias| over the images, percent of the data range."""
+        values = [abs(s.bias) for s in self.scores if not math.isnan(s.bias)]
+        return max(values) if values else math.nan
+
     def std(self, metric: str) -> float:
         return _mean_std([getattr(s, metric) for s in self.scores])[1]
 
@@ -150,11 +180,12 @@ class ModelResult:
         return len(self.scores) / self.seconds if self.seconds > 0 else math.inf
 
     def as_json(self) -> dict[str, Any]:
-        metrics = ("psnr", "ssim")
+        metrics = METRICS
         return {
             "mean": {m: json_number(self.mean(m)) for m in metrics},
             "std": {m: json_number(self.std(m)) for m in metrics},
             "gain_over_bicubic": {m: json_number(self.gain.get(m)) for m in metrics},
+            "max_abs_bias_percent": json_number(self.max_abs_bias()),
             "images_per_s": json_number(self.images_per_s),
             "arbitrary_scale": self.arbitrary_scale,
             "is_baseline": self.is_baseline,
@@ -185,6 +216,8 @@ class EvalResult:
     shave: tuple[int, int]
     models: dict[str, ModelResult]
     visuals: list[ImageVisual] = field(default_factory=list)
+    #: what the outputs were scored against
+    reference: str = "HR image"
 
     @property
     def data_range(self) -> float | str:
@@ -208,6 +241,9 @@ class EvalResult:
             "seed": self.seed,
             "shave": list(self.shave),
             "metrics_space": "physical units (HU for CT, stored values otherwise)",
+            "reference": self.reference,
+            "perceptual": "GMSD (lower is better) and HaarPSI (higher is better) on the "
+            "normalised [0, 1] images; bias_percent = mean(sr - hr) / data range * 100",
             "models": {name: r.as_json() for name, r in self.models.items()},
         }
 
@@ -426,6 +462,35 @@ def score_pair(
     return p, s
 
 
+def perceptual_scores(
+    sr: np.ndarray, hr: np.ndarray, norm: Normalization, shave: tuple[int, int]
+) -> tuple[float, float, float]:
+    """GMSD, HaarPSI and the mean bias (percent of the data range) of two 2-D physical-unit
+    arrays. GMSD and HaarPSI see the normalised images (their filters pad with zeros, as
+    the authors' code does for [0, 255] images) and are NaN below
+    ``PERCEPTUAL_MIN_SIZE`` pixels after the shave."""
+    from medsr.metrics import gmsd, haarpsi, mean_bias
+
+    x = torch.from_numpy(np.ascontiguousarray(norm.to_unit(sr), dtype=np.float64))[None, None]
+    y = torch.from_numpy(np.ascontiguousarray(norm.to_unit(hr), dtype=np.float64))[None, None]
+    sh = [min(s, (n - 1) // 2) for s, n in zip(shave, x.shape[2:])]
+    bias = 100.0 * float(mean_bias(x, y, 1.0, shave=sh)[0])
+    if min(x.shape[2:]) - 2 * max(sh) < PERCEPTUAL_MIN_SIZE:
+        return math.nan, math.nan, bias
+    return float(gmsd(x, y, 1.0, shave=sh)[0]), float(haarpsi(x, y, 1.0, shave=sh)[0]), bias
+
+
+def _degrade(
+    deg: Degradation, hr_unit: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(LR, the reference that replaces HR or None) for one (1, 1, H, W) image."""
+    if getattr(deg, "replaces_target", False):
+        params = deg.sample_params(hr_unit.shape[0], generator, hr_unit.device)
+        lr, target = deg.apply_pair(hr_unit, params)  # type: ignore[attr-defined]
+        return lr, target
+    return deg(hr_unit, generator=generator), None
+
+
 def run_evaluation(
     models: Sequence[ModelSpec],
     images: Sequence[EvalImage],
@@ -439,7 +504,7 @@ def run_evaluation(
     """Score every model on every image at one scale; see the module docstring for the rules.
 
     ``keep_visuals`` keeps LR, SR and HR pixels for a report; ``with_ssim=False`` skips
-    SSIM (NaN) where only PSNR is wanted.
+    SSIM, GMSD, HaarPSI and the bias (NaN) where only PSNR is wanted.
     """
     deg = build_degradation(degradation, scale)
     sr_scale = (float(deg.scale[0]), float(deg.scale[1]))
@@ -461,7 +526,9 @@ def run_evaluation(
             norm = item.normalization
             hr_unit = torch.from_numpy(np.ascontiguousarray(norm.to_unit(hr), dtype=np.float32))
             generator = torch.Generator().manual_seed(seed + index)
-            lr = deg(hr_unit[None, None], generator=generator)
+            lr, target = _degrade(deg, hr_unit[None, None], generator)
+            if target is not None:  # e.g. the full-view FBP: the reference of the run
+                hr = norm.from_unit(target[0, 0].double().numpy()).astype(np.float32)
             srs: dict[str, np.ndarray] = {}
             for m in models:
                 start = time.perf_counter()
@@ -470,13 +537,19 @@ def run_evaluation(
                 sr_phys = norm.from_unit(out[0, 0].double().numpy())
                 sr_c, hr_c = _common_crop(sr_phys, hr.astype(np.float64))
                 p, s = score_pair(sr_c, hr_c, norm.data_range, shave, with_ssim)
+                g = h = b = math.nan
+                if with_ssim:
+                    g, h, b = perceptual_scores(sr_c, hr_c, norm, shave)
                 results[m.name].scores.append(
-                    ImageScore(item.name, item.modality.value, norm.data_range, p, s)
+                    ImageScore(item.name, item.modality.value, norm.data_range, p, s, g, h, b)
                 )
                 if keep_visuals:
                     srs[m.name] = sr_c.astype(np.float32)
                 if progress is not None:
-                    progress(f"{item.name} {m.name}: PSNR {p:.2f} dB, SSIM {s:.4f}")
+                    progress(
+                        f"{item.name} {m.name}: PSNR {p:.2f} dB, SSIM {s:.4f}, GMSD {g:.4f}, "
+                        f"HaarPSI {h:.4f}, bias {b:+.3f}%"
+                    )
             if keep_visuals:
                 lr_phys = norm.from_unit(lr[0, 0].double().numpy()).astype(np.float32)
                 visuals.append(ImageVisual(item.name, item.modality, norm, hr, lr_phys, srs))
@@ -484,13 +557,16 @@ def run_evaluation(
     for r in results.values():
         if reference is None:
             continue
-        for metric in ("psnr", "ssim"):
+        for metric in METRICS:
             diffs = [
                 getattr(a, metric) - getattr(b, metric) for a, b in zip(r.scores, reference.scores)
             ]
             with np.errstate(invalid="ignore"):
                 r.gain[metric] = float(np.mean(diffs)) if diffs else math.nan
     config = deg.config()
+    reference = "HR image"
+    if getattr(deg, "replaces_target", False):
+        reference = f"the {degradation} target (for ct-sparse-view the full-view FBP)"
     return EvalResult(
         scale=(sr_scale[0], sr_scale[1]),
         degradation=degradation,
@@ -499,6 +575,7 @@ def run_evaluation(
         shave=shave,
         models=results,
         visuals=visuals,
+        reference=reference,
     )
 
 

@@ -13,8 +13,9 @@
   ``residual=True`` (the default) adds the FBP input to that output and starts the
   last conv at zero, so the network is the identity at initialisation and learns only
   the streak correction. ``layout="unshuffle"`` is the earlier medsr variant (one
-  PixelUnshuffle(r), SRResNet trunk with a conv9 head, one shuffle stage, conv9),
-  kept so weights trained with it still load.
+  PixelUnshuffle(r), SRResNet trunk with a conv9 head, one shuffle stage, conv9). It
+  stays the default while the shipped ``sisr-ct-sparse-view`` weights, whose manifest
+  config predates ``layout``, use it; the configs name ``layout: published``.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class SISRCT(SRModel):
         residual: bool = True,
         in_channels: int = 1,
         out_channels: int = 1,
-        layout: Literal["published", "unshuffle"] = "published",
+        layout: Literal["published", "unshuffle"] = "unshuffle",
     ) -> None:
         super().__init__()
         check_channels(in_channels, out_channels)
