@@ -6,18 +6,37 @@ function taking the parsed arguments and returning an exit code). Those modules
 import torch and friends lazily inside the handler, so ``medsr --help`` is fast.
 
 A :class:`~medsr.errors.MedsrError` raised anywhere ends in one line on stderr
-and exit code 2, never a traceback.
+and exit code 2, never a traceback; so does an operating-system error (a full disk,
+a folder medsr may not write). Warnings from the libraries underneath are held back
+and printed, one line each, only when the command succeeds. SIGTERM is turned into
+an exception so temporary outputs are removed as on Ctrl-C. Anything else is a bug
+in medsr: one line, exit code 1, and ``MEDSR_DEBUG=1`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+from typing import NoReturn
 
 from medsr import __version__
 from medsr.errors import MedsrError
+
+#: Set to 1 to see the traceback of an unexpected error.
+DEBUG_ENV = "MEDSR_DEBUG"
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived; raised so that ``finally`` blocks remove temporary outputs."""
+
 
 #: Modules that register subcommands, in the order ``medsr --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -31,8 +50,16 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (and exit code 2), like every
+    other medsr error; ``--help`` still shows the full usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="medsr",
         description="Medical image super-resolution: read, degrade, train, evaluate, upscale.",
     )
@@ -49,6 +76,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(text: object) -> str:
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return " ".join(lines)[:500] if lines else ""
+
+
+def _os_error(exc: OSError) -> str:
+    """``path: reason`` for an operating-system error (full disk, permissions...)."""
+    reason = exc.strerror or _one_line(exc) or type(exc).__name__
+    where = exc.filename if exc.filename is not None else None
+    return f"{where}: {reason}" if where is not None else reason
+
+
+@contextmanager
+def _terminate_on_sigterm() -> Iterator[None]:
+    """Raise :class:`Terminated` on SIGTERM while the block runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -56,14 +112,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
-    try:
-        return int(handler(args) or 0)
-    except MedsrError as exc:
-        print(f"medsr: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("medsr: interrupted", file=sys.stderr)
-        return 130
+    code = 1
+    with warnings.catch_warnings(record=True) as caught, _terminate_on_sigterm():
+        warnings.simplefilter("default")
+        try:
+            code = int(handler(args) or 0)
+        except MedsrError as exc:
+            print(f"medsr: error: {_one_line(exc)}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"medsr: error: {_one_line(_os_error(exc))}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("medsr: interrupted", file=sys.stderr)
+            return 130
+        except Terminated:
+            print("medsr: terminated", file=sys.stderr)
+            return 143
+        except MemoryError:
+            print("medsr: error: out of memory", file=sys.stderr)
+            return 2
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            print(
+                f"medsr: internal error: {type(exc).__name__}: {_one_line(exc)} "
+                f"(a bug in medsr; {DEBUG_ENV}=1 shows the traceback)",
+                file=sys.stderr,
+            )
+            return 1
+    seen: set[str] = set()
+    for warning in caught:
+        text = _one_line(warning.message)
+        if text and text not in seen:
+            seen.add(text)
+            print(f"medsr: warning: {text}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

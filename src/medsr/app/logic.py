@@ -35,8 +35,15 @@ if TYPE_CHECKING:
 #: Largest upload the app accepts, in bytes; larger files belong to ``medsr upscale``.
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 #: Largest total size of the files inside an uploaded zip (a zip bomb guard).
-MAX_UNZIPPED_BYTES = 1024 * 1024 * 1024
+MAX_UNZIPPED_BYTES = 512 * 1024 * 1024
 MAX_ZIP_MEMBERS = 2000
+#: A zip unpacking to more than this many times its own size, past 64 MiB, is refused
+#: before anything is written: DICOM compresses 2-10 x, a bomb of zeros 1000 x.
+MAX_ZIP_RATIO = 50
+#: Decoded pixels the app reads from one upload, in all and per plane, checked before
+#: decoding (the command line's bounds are MEDSR_MAX_PIXELS / MEDSR_MAX_PLANE_PIXELS).
+APP_MAX_PIXELS = 1 << 26
+APP_MAX_PLANE_PIXELS = 1 << 25
 #: In-plane side the app processes: a centre crop keeps the app responsive on a CPU.
 MAX_SIDE_BASELINE = 512
 MAX_SIDE_NETWORK = 256
@@ -215,6 +222,12 @@ def _extract_zip(name: str, data: bytes, folder: Path) -> list[Path]:
                 f"the zip unpacks to {total / 2**20:.0f} MB; the app accepts "
                 f"{MAX_UNZIPPED_BYTES / 2**20:.0f} MB",
             )
+        if total > 64 * 2**20 and total > MAX_ZIP_RATIO * max(len(data), 1):
+            raise InputError(
+                name,
+                f"the zip unpacks to {total / 2**20:.0f} MB from {len(data) / 2**20:.1f} MB "
+                f"(more than {MAX_ZIP_RATIO}x): refused as a likely zip bomb",
+            )
         paths = []
         for index, member in enumerate(members):
             target = folder / f"{index:05d}_{_safe_name(member.filename)}"
@@ -231,21 +244,24 @@ def read_upload(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> Me
     :class:`InputError` naming the uploaded file with a one-line reason.
     """
     from medsr.io import read
+    from medsr.io.core import MAX_PIXELS_ENV, MAX_PLANE_PIXELS_ENV, pixel_limits
 
     check_upload_size(name, len(data), max_bytes)
     safe = _safe_name(name)
     with tempfile.TemporaryDirectory(prefix="medsr-app-") as tmp:
         folder = Path(tmp)
+        limits = {MAX_PIXELS_ENV: APP_MAX_PIXELS, MAX_PLANE_PIXELS_ENV: APP_MAX_PLANE_PIXELS}
         try:
             if safe.lower().endswith(".zip"):
                 series = folder / "series"
                 series.mkdir()
                 files = _extract_zip(name, data, series)
-                image = read(files[0] if len(files) == 1 else series)
+                target = files[0] if len(files) == 1 else series
             else:
-                path = folder / safe
-                path.write_bytes(data)
-                image = read(path)
+                target = folder / safe
+                target.write_bytes(data)
+            with pixel_limits(**limits):
+                image = read(target)
         except InputError as exc:
             raise InputError(name, exc.problem) from None
         except MedsrError as exc:

@@ -82,22 +82,57 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError(f"--param takes KEY=VALUE, got {item!r}")
         try:
-            params[key.strip().replace("-", "_")] = yaml.safe_load(value)
+            params[key.strip().replace("-", "_")] = _numbers(yaml.safe_load(value))
         except yaml.YAMLError:
             raise ConfigError(f"--param {key}: cannot parse value {value!r}") from None
     return params
 
 
+def _numbers(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-3`` (no dot) as a string: such strings, also inside lists, become
+    floats; other values are kept."""
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _check_values(config: dict[str, Any], name: str) -> None:
+    """Refuse non-finite numbers anywhere and negative noise or blur widths (``*sigma*``):
+    they would silently give NaN images or noise of the opposite meaning."""
+    import math
+
+    from medsr.errors import ConfigError
+
+    for key, value in config.items():
+        values = value if isinstance(value, list | tuple) else [value]
+        numbers = [
+            float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)
+        ]
+        if any(not math.isfinite(v) for v in numbers):
+            raise ConfigError(f"{name}: {key} must be finite, got {value!r}")
+        if "sigma" in key and any(v < 0 for v in numbers):
+            raise ConfigError(f"{name}: {key} must be >= 0, got {value!r}")
+
+
 def _inputs(paths: list[str]) -> list[tuple[str, Path]]:
+    """(output stem, path) pairs: 'samples' is every bundled sample; a folder is searched as
+    ``upscale`` does (image files of any format, and DICOM series folders)."""
+    from medsr.infer.pipeline import collect_inputs
     from medsr.samples import list_samples
 
     out: list[tuple[str, Path]] = []
     for p in paths:
         if p == "samples":
             out.extend((s.name, s.path) for s in list_samples())
-        else:
-            path = Path(p)
-            out.append((path.name.split(".")[0] if path.is_file() else path.name, path))
+            continue
+        for item in collect_inputs([p]):
+            path = item.path
+            out.append((path.name if item.series else path.name.split(".")[0], path))
     return out
 
 
@@ -164,6 +199,7 @@ def run_degrade(args: argparse.Namespace) -> int:
             scale = int(scale)
         params.setdefault(key, scale)
     degradation = build(name, **params)
+    _check_values(degradation.config(), degradation.name)
     outdir = Path(args.output)
     inputs = _inputs(args.inputs)
     if not args.allow_input_dir:

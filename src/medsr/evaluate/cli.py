@@ -165,12 +165,31 @@ def _settings(**extra: Any) -> dict[str, Any]:
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` atomically (a reader never sees half a file)."""
+    from medsr.io.core import atomic_path
+
     path = path.expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def _check_outputs(json_path: Path | None, report: Path | None) -> None:
+    """Refuse output paths that cannot work before spending minutes on the evaluation."""
+    from medsr.errors import InputError
+
+    if json_path is not None and json_path.expanduser().is_dir():
+        raise InputError(json_path, "is a folder; --json takes a file name, e.g. results.json")
+    if report is not None and report.expanduser().exists() and not report.expanduser().is_dir():
+        raise InputError(report, "is a file; --report takes a folder")
+    for path in (json_path, report):
+        if path is None:
+            continue
+        parent = path.expanduser().absolute().parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir():
+            raise InputError(path, f"cannot be created: {parent} is a file")
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -187,6 +206,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if not math.isfinite(args.scale) or args.scale <= 0:
         raise ConfigError(f"--scale must be positive, got {args.scale}")
     plot_scales = _parse_scales(args.plot_scales)
+    _check_outputs(args.json, args.report)
     baselines = [b for b in args.baselines.split(",") if b.strip()]
     models = load_models(args.model, baselines)
     images = prepare_images(load_images(args.data), args.max_size, args.ct_window)

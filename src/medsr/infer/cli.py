@@ -101,6 +101,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="project the output so that it re-degrades exactly to the input",
     )
+    up.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs (files or series folders); without it they are kept",
+    )
     up.add_argument("--compile", action="store_true", help="torch.compile the model first")
     up.add_argument("--quiet", action="store_true", help="no progress bar")
     up.set_defaults(handler=run_upscale)
@@ -155,7 +160,7 @@ def run_upscale(args: argparse.Namespace) -> int:
     settings.check()
     device = resolve_device(args.device)
     model = load_model(args.model, device="cpu")
-    print(f"model {args.model} on {device} ({args.precision})", file=sys.stderr)
+    print(f"model {args.model} on {device} ({args.precision})")
     run_files(
         args.inputs,
         args.output,
@@ -167,6 +172,7 @@ def run_upscale(args: argparse.Namespace) -> int:
         tag=_tag(args),
         progress=not args.quiet and sys.stderr.isatty(),
         log=print,
+        overwrite=args.overwrite,
     )
     return 0
 

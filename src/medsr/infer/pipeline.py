@@ -33,6 +33,7 @@ from medsr.infer.consistency import (
 )
 from medsr.infer.runner import ModelRunner, ScalePair, ScalePlan, format_scale, plan_scale
 from medsr.infer.tiling import plan_tiles, tiled_upscale
+from medsr.io.core import check_output_pixels, notes_of
 
 PLANES = ("in", "through")
 #: Output pixels per plane above which tiling switches on when no tile size is given.
@@ -60,8 +61,12 @@ class UpscaleSettings:
     def check(self) -> None:
         if self.scale is not None and self.spacing is not None:
             raise ConfigError("give either a scale or a target spacing, not both")
-        if self.spacing is not None and not self.spacing > 0:
-            raise ConfigError(f"target spacing must be positive mm, got {self.spacing}")
+        if self.spacing is not None and not (math.isfinite(self.spacing) and self.spacing > 0):
+            raise ConfigError(f"target spacing must be a positive number of mm, got {self.spacing}")
+        if self.scale is not None:
+            scales = [self.scale] if isinstance(self.scale, int | float) else list(self.scale)
+            if not all(math.isfinite(float(s)) and float(s) > 0 for s in scales):
+                raise ConfigError(f"scale must be a positive number, got {self.scale}")
         if self.plane not in PLANES:
             raise ConfigError(f"unknown plane {self.plane!r}; choose in or through")
         if self.batch_size is not None and self.batch_size < 1:
@@ -260,6 +265,8 @@ def upscale_image(
 
     norm = image.normalization()
     lr = _to_planes(norm.to_unit(image.pixels), plane)
+    out_plane = output_size(int(lr.shape[-2]), int(lr.shape[-1]), plan.target)
+    check_output_pixels(image.source.path or "the image", (int(lr.shape[0]), *out_plane))
     try:
         sr = upscale_planes(
             runner, lr, plan, settings.tile, settings.overlap, settings.batch_size, progress, log
@@ -417,11 +424,20 @@ def _predicted_suffix(item: InputItem) -> str:
 OUTPUT_FILE_SUFFIXES = (".dcm", ".nii", ".nii.gz", ".png", ".tif", ".tiff", ".npy")
 
 
-def output_paths(items: Sequence[InputItem], output: Path, tag: str) -> list[Path]:
-    """Where each item's result goes; refuses to overwrite inputs or write inside input folders."""
+def output_paths(
+    items: Sequence[InputItem], output: Path, tag: str, overwrite: bool = False
+) -> list[Path]:
+    """Where each item's result goes; refuses to overwrite inputs or write inside input folders,
+    and to replace an existing file named by ``output`` unless ``overwrite``."""
     from medsr.io.core import full_suffix, stem
 
-    single_file = len(items) == 1 and full_suffix(output) in OUTPUT_FILE_SUFFIXES
+    single_file = (
+        len(items) == 1 and full_suffix(output) in OUTPUT_FILE_SUFFIXES and not output.is_dir()
+    )
+    if single_file and output.exists() and not overwrite:
+        raise InputError(output, "already exists; refusing to replace it (add --overwrite)")
+    if not single_file and output.exists() and not output.is_dir():
+        raise InputError(output, "is a file; give a folder for the outputs (or one input)")
     outs: list[Path] = []
     for item in items:
         if single_file:
@@ -528,19 +544,24 @@ def run_files(
     tag: str = "_sr",
     progress: bool = True,
     log: Log = print,
+    overwrite: bool = False,
 ) -> list[Path]:
-    """Upscale every input into ``output`` in its own format; returns the written paths."""
+    """Upscale every input into ``output`` in its own format; returns the written paths.
+
+    An existing file named by ``output`` is replaced only with ``overwrite``."""
     from medsr.io import read, write
 
     settings.check()
     output = Path(output)
     items = collect_inputs(inputs)
-    outs = output_paths(items, output, tag)
+    outs = output_paths(items, output, tag, overwrite)
     runner = ModelRunner(model, device=device, precision=precision, compile=compile)
     written: list[Path] = []
     try:
         for item, out in zip(items, outs):
             image = read(item.path)
+            for text in notes_of(image):
+                log(f"note: {text}")
             out = _keep_format(out, image, explicit=len(items) == 1 and out == output)
             if out.resolve() == item.path.resolve():
                 raise InputError(out, "is the input; refusing to overwrite it")

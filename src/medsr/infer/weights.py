@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from medsr.errors import ConfigError, InputError
+from medsr.errors import ConfigError, InputError, MedsrError
 from medsr.models.base import SRModel
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
@@ -111,7 +111,34 @@ def _read_safetensors(path: Path) -> WeightsFile:
     return WeightsFile(state, metadata)
 
 
+def _not_weights(path: Path) -> str | None:
+    """Why ``path`` is plainly not a PyTorch checkpoint, judged from its first bytes (a
+    checkpoint is a zip archive or a pickle of protocol 2 or later), or None."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(132)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return None
+    if head[128:132] == b"DICM":
+        kind = "a DICOM image"
+    elif head.startswith(b"\x89PNG"):
+        kind = "a PNG image"
+    elif head.startswith(b"\x1f\x8b"):
+        kind = "gzip data (a .nii.gz image?)"
+    else:
+        kind = "neither a safetensors file nor a PyTorch checkpoint"
+    return (
+        f"is {kind}, not a weights file; --model takes a zoo name, an interpolation "
+        "baseline or a .safetensors/.pt file"
+    )
+
+
 def _read_torch(path: Path) -> WeightsFile:
+    problem = _not_weights(path)
+    if problem is not None:
+        raise InputError(path, problem)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -124,10 +151,27 @@ def _read_torch(path: Path) -> WeightsFile:
             f"unpickled{culprit}; only tensors and plain "
             "containers are accepted. Re-save the weights as safetensors from a trusted copy",
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # torch raises many types for damaged archives and pickles
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise InputError(path, f"not a readable PyTorch checkpoint ({first})") from None
     return _unpack_checkpoint(path, obj)
+
+
+def _check_finite(path: Path, state: dict[str, torch.Tensor]) -> None:
+    """Refuse weights holding NaN or infinity: they turn every output into NaN (then zeros)."""
+    broken = [
+        key
+        for key, tensor in state.items()
+        if isinstance(tensor, torch.Tensor)
+        and tensor.is_floating_point()
+        and not bool(torch.isfinite(tensor).all())
+    ]
+    if broken:
+        raise InputError(
+            path,
+            f"{len(broken)} weight tensor(s) hold NaN or infinite values (e.g. {broken[0]}); "
+            "the file is damaged or the training diverged",
+        )
 
 
 _SAFE_MODULES = ("torch", "collections", "_codecs", "numpy")
@@ -218,8 +262,17 @@ def _build_from(
             config = json.loads(weights.metadata.get("medsr.config", "{}"))
         except json.JSONDecodeError:
             raise InputError(path, "its 'medsr.config' metadata is not valid JSON") from None
-    assert config is not None
-    model = models.build(name, **config)
+    if not isinstance(config, dict):
+        raise InputError(path, f"its 'medsr.config' metadata is not a JSON object: {config!r:.80}")
+    _check_finite(path, weights.state)
+    try:
+        model = models.build(name, **config)
+    except MedsrError as exc:
+        raise InputError(path, f"its metadata does not build a model: {exc}") from None
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
+        raise InputError(
+            path, f"its metadata does not build {name} with config {config!r:.120} ({exc})"
+        ) from None
     strip = "_orig_mod."  # torch.compile wrappers
     state = {k[len(strip) :] if k.startswith(strip) else k: v for k, v in weights.state.items()}
     try:

@@ -42,12 +42,14 @@ def _expand(paths: list[str]) -> list[tuple[str, str]]:
 
 def run_info(args: argparse.Namespace) -> int:
     from medsr.io import read
+    from medsr.io.core import notes_of
 
     rows: list[dict[str, Any]] = []
     for label, path in _expand(args.paths):
         image = read(path, volume=args.volume)
         summary = image.summary()
         summary["name"] = label
+        summary["notes"] = notes_of(image)
         rows.append(summary)
         if not args.json:
             spacing = " x ".join(f"{s:.4g}" for s in summary["spacing_mm"])
@@ -59,6 +61,8 @@ def run_info(args: argparse.Namespace) -> int:
                 f"range [{summary['min']:.6g}, {summary['max']:.6g}] {summary['units']}, "
                 f"bits stored {bits}"
             )
+            for note in summary["notes"]:
+                print(f"  note: {note}")
     if args.json:
         print(json.dumps(rows, indent=2))
     return 0

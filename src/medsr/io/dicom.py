@@ -18,6 +18,7 @@ updated to the new grid. Patient and study are kept.
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +32,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from medsr.errors import InputError
 from medsr.image import MedicalImage, Modality, SourceInfo
-from medsr.io.core import atomic_dir, atomic_path
+from medsr.io.core import atomic_dir, atomic_path, check_pixel_count, plausible_spacing
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 #: CT values below this are padding outside the field of view; they are read as this value.
@@ -46,13 +47,21 @@ def _dcmread(path: Path, stop_before_pixels: bool = False) -> FileDataset:
             return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
     except InvalidDicomError:
         raise InputError(path, "not a DICOM file (no DICM preamble and no valid header)") from None
-    except (EOFError, OSError, ValueError, KeyError, TypeError) as exc:
+    except Exception as exc:  # pydicom raises many types for malformed files (zlib.error...)
         raise InputError(path, f"unreadable DICOM file ({_short(exc)})") from None
 
 
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:160]
+
+
+def _get(ds: Dataset, keyword: str) -> Any:
+    """``ds.get(keyword)``, or None when the stored value cannot be converted (text in a DS)."""
+    try:
+        return ds.get(keyword)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _functional_item(ds: Dataset, sequence: str, frame: int = 0) -> Dataset | None:
@@ -70,6 +79,19 @@ def _functional_item(ds: Dataset, sequence: str, frame: int = 0) -> Dataset | No
     return None
 
 
+def _check_rescale(ds: Dataset, path: Path) -> None:
+    """Refuse a modality LUT that is not two finite numbers: a NaN or infinite slope would
+    turn every pixel into NaN (and write "nan" into the output header)."""
+    try:
+        pair = _rescale(ds)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(path, "RescaleSlope/RescaleIntercept are not numbers") from None
+    if not all(math.isfinite(v) for v in pair):
+        raise InputError(
+            path, f"RescaleSlope {pair[0]:g} / RescaleIntercept {pair[1]:g} are not finite numbers"
+        )
+
+
 def _rescale(ds: Dataset) -> tuple[float, float]:
     if "RescaleSlope" in ds or "RescaleIntercept" in ds:
         return float(ds.get("RescaleSlope", 1.0) or 1.0), float(
@@ -84,20 +106,21 @@ def _rescale(ds: Dataset) -> tuple[float, float]:
 
 
 def _valid_pair(value: Any) -> tuple[float, float] | None:
-    """Two positive spacings, or None (some files carry an empty value or 0\\0)."""
-    if value is None or len(value) != 2:
+    """Two plausible spacings, or None (some files carry an empty value, 0\\0, one value,
+    NaN, inf or 1e-300)."""
+    if value is None or isinstance(value, str | bytes) or not hasattr(value, "__len__"):
         return None
-    first, second = float(value[0]), float(value[1])
-    return (first, second) if first > 0 and second > 0 else None
+    pair = plausible_spacing(value) if len(value) == 2 else None
+    return (pair[0], pair[1]) if pair is not None else None
 
 
 def _pixel_spacing(ds: Dataset) -> tuple[float, float] | None:
     """(row spacing, column spacing) in mm, from whichever attribute the file carries."""
     measures = _functional_item(ds, "PixelMeasuresSequence")
     for value in (
-        ds.get("PixelSpacing"),
-        measures.get("PixelSpacing") if measures is not None else None,
-        ds.get("ImagerPixelSpacing"),
+        _get(ds, "PixelSpacing"),
+        _get(measures, "PixelSpacing") if measures is not None else None,
+        _get(ds, "ImagerPixelSpacing"),
     ):
         pair = _valid_pair(value)
         if pair is not None:
@@ -110,23 +133,45 @@ def _pixel_spacing(ds: Dataset) -> tuple[float, float] | None:
             region.get("PhysicalUnitsXDirection") == 3
             and region.get("PhysicalUnitsYDirection") == 3
         ):
-            return abs(float(region.PhysicalDeltaY)) * 10.0, abs(
-                float(region.PhysicalDeltaX)
-            ) * 10.0
+            deltas = plausible_spacing(
+                (abs(float(region.PhysicalDeltaY)) * 10.0, abs(float(region.PhysicalDeltaX)) * 10.0)
+            )
+            if deltas is not None:
+                return deltas[0], deltas[1]
     return None
 
 
-def _orientation(ds: Dataset, frame: int = 0) -> np.ndarray | None:
-    value = ds.get("ImageOrientationPatient")
+def _orientation(ds: Dataset, frame: int = 0, value: Any = None) -> np.ndarray | None:
+    """Unit row and column direction cosines (2, 3), or None when absent or unusable."""
+    if value is None:
+        value = _get(ds, "ImageOrientationPatient")
     if value is None:
         item = _functional_item(ds, "PlaneOrientationSequence", frame)
         value = item.get("ImageOrientationPatient") if item is not None else None
-    if value is None or len(value) != 6:
+    try:
+        rows = np.asarray([float(v) for v in value], dtype=np.float64).reshape(2, 3)
+    except (TypeError, ValueError, OverflowError):
+        return None  # absent, not six values, or not numbers
+    norms = np.linalg.norm(rows, axis=1)
+    if not np.all(np.isfinite(rows)) or np.any(norms < 1e-3):
         return None
-    return np.asarray([float(v) for v in value]).reshape(2, 3)
+    rows = rows / norms[:, None]
+    if abs(float(np.dot(rows[0], rows[1]))) > 1e-2:
+        return None  # not orthogonal: no plane
+    return rows
 
 
 def _position(ds: Dataset, frame: int = 0) -> np.ndarray | None:
+    try:
+        position = _position_value(ds, frame)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if position is None or position.shape != (3,) or not np.all(np.isfinite(position)):
+        return None
+    return position
+
+
+def _position_value(ds: Dataset, frame: int = 0) -> np.ndarray | None:
     item = _functional_item(ds, "PlanePositionSequence", frame)
     if item is not None and item.get("ImagePositionPatient") is not None:
         return np.asarray([float(v) for v in item.ImagePositionPatient])
@@ -140,9 +185,9 @@ def _slice_thickness(ds: Dataset) -> float | None:
         if source is None:
             continue
         for key in ("SpacingBetweenSlices", "SliceThickness"):
-            value = source.get(key)
-            if value not in (None, "") and float(value) > 0:
-                return float(value)
+            spacing = plausible_spacing([source.get(key)])
+            if spacing is not None:
+                return spacing[0]
     return None
 
 
@@ -152,6 +197,12 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
         sop = ds.get("SOPClassUID")
         kind = f" ({sop.name})" if sop is not None else ""
         raise InputError(path, f"DICOM file has no pixel data{kind}")
+    _check_rescale(ds, path)
+    try:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        check_pixel_count(path, (frames, int(ds.Rows), int(ds.Columns)))
+    except (AttributeError, TypeError, ValueError):
+        raise InputError(path, "Rows, Columns or NumberOfFrames missing or not numbers") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -182,7 +233,12 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
         from pydicom.pixels import apply_color_lut
 
         # Palettes are display colours: bring 16-bit LUT entries to 8 bits (v / 257).
-        arr = apply_color_lut(arr, ds).astype(np.float64)
+        try:
+            arr = apply_color_lut(arr, ds).astype(np.float64)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise InputError(
+                path, f"PALETTE COLOR without a usable lookup table ({_short(exc)})"
+            ) from None
         if arr.max() > 255:
             arr = arr / 257.0
         samples = 3
@@ -244,12 +300,50 @@ def _source_info(
 
 
 def _strip_pixels(ds: Dataset) -> Dataset:
-    """A header-only copy of ``ds`` kept as the template for writing."""
+    """A header-only copy of ``ds`` kept as the template for writing, without the geometry
+    attributes that cannot be used (so a derived file never repeats "inf" or "nan")."""
     header = copy.copy(ds)
-    for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
+    for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData", *_unusable_geometry(ds)):
         if keyword in header:
             del header[keyword]
     return header
+
+
+def _unusable_geometry(ds: Dataset) -> list[str]:
+    """Geometry attributes that ``ds`` carries but that are malformed (one value, NaN, inf,
+    text, 1e-300, a zero or non-orthogonal orientation); they are read as absent."""
+    checks: dict[str, Any] = {
+        "PixelSpacing": lambda value: _valid_pair(value) is not None,
+        "ImagerPixelSpacing": lambda value: _valid_pair(value) is not None,
+        "ImageOrientationPatient": lambda value: _orientation(Dataset({}), 0, value) is not None,
+        "ImagePositionPatient": lambda value: _plausible_position(value),
+    }
+    bad = []
+    for keyword, usable in checks.items():
+        if keyword not in ds:
+            continue
+        try:
+            ok = bool(usable(ds[keyword].value))
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            bad.append(keyword)
+    return bad
+
+
+def _plausible_position(value: Any) -> bool:
+    """Three finite coordinates."""
+    coords = [float(v) for v in value]
+    return len(coords) == 3 and all(math.isfinite(v) for v in coords)
+
+
+def _geometry_notes(ds: Dataset, path: Path) -> list[str]:
+    """One note per unusable geometry attribute of ``ds``, for ``medsr info``/``upscale``."""
+    return [
+        f"{path}: {keyword} is malformed (missing values, NaN, inf or implausible); "
+        "read as absent" + (", spacing unknown" if keyword.endswith("PixelSpacing") else "")
+        for keyword in _unusable_geometry(ds)
+    ]
 
 
 def _affine_2d(ds: Dataset, frame: int = 0) -> tuple[np.ndarray, bool]:
@@ -301,6 +395,7 @@ def read_dicom(
                 dz = _slice_thickness(ds) or 1.0
             affine[:3, 2] = normal * dz
     source = _source_info(ds, path, "dicom", [_strip_pixels(ds)], pixels)
+    source.extra["notes"] = _geometry_notes(ds, path)
     mod = Modality.parse(modality) if modality else Modality.from_dicom(ds.get("Modality"))
     return MedicalImage(pixels, affine=affine, modality=mod, source=source, spacing_known=known)
 
@@ -348,6 +443,7 @@ def read_dicom_series(
     sizes = {(int(ds.get("Rows", 0)), int(ds.get("Columns", 0))) for _, ds in headers}
     if len(sizes) > 1:
         raise InputError(folder, f"series slices differ in size: {sorted(sizes)}")
+    check_pixel_count(folder, (len(headers), *next(iter(sizes))))
 
     first = headers[0][1]
     orient = _orientation(first)
@@ -382,6 +478,7 @@ def read_dicom_series(
     affine, known = _affine_2d(datasets[0])
     affine[:3, 2] = affine[:3, 2] * dz
     source = _source_info(datasets[0], folder, "dicom-series", datasets, pixels)
+    source.extra["notes"] = _geometry_notes(headers[int(order[0])][1], folder)
     mod = Modality.parse(modality) if modality else Modality.from_dicom(datasets[0].get("Modality"))
     return MedicalImage(pixels, affine=affine, modality=mod, source=source, spacing_known=known)
 
@@ -421,7 +518,7 @@ def _encoding(
     src = image.source
     if template is not None and src.photometric in ("MONOCHROME1", "MONOCHROME2"):
         bits, signed = _bits(template)
-        allocated = int(template.get("BitsAllocated", 16))
+        allocated, bits = _writable_depth(int(template.get("BitsAllocated", 16)), bits)
         slope, intercept = _rescale(template)
         return allocated, bits, signed, slope, intercept, src.photometric == "MONOCHROME1"
     if template is not None:  # colour source, written as grey
@@ -433,6 +530,43 @@ def _encoding(
     if lo >= 0 and hi <= 65535:
         return 16, 16, 0, 1.0, 0.0, False
     return 16, 16, 1, 1.0, 0.0, False
+
+
+def _writable_depth(allocated: int, bits: int) -> tuple[int, int]:
+    """(BitsAllocated, BitsStored) the writer can encode: 8 or 16 bits allocated.
+
+    1-bit (segmentations, bitmaps) becomes 8-bit, values kept; 32-bit becomes 16-bit,
+    stored values clipped to 16 bits (a note for such rare files is not worth a rescale).
+    """
+    if allocated < 8:
+        return 8, 8
+    if allocated in (8, 16):
+        return allocated, min(max(bits, 1), allocated)
+    return 16, 16
+
+
+def _as_little_endian(ds: Dataset) -> None:
+    """Make ``ds`` (copied from a possibly big-endian file) encode as uncompressed Explicit
+    VR Little Endian, the one syntax the writer produces.
+
+    pydicom neither sets pixel data on nor saves a big-endian dataset as little-endian, so
+    every element is converted to its value (numbers lose their byte order) and the binary
+    OW/OF/OD/OL/OV/UN elements, whose byte order pydicom cannot know, are dropped.
+    """
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    if ds.original_encoding[1] is not False:
+        return
+
+    def drop_binary(dataset: Dataset) -> None:
+        for elem in list(dataset):
+            if elem.VR in ("OW", "OF", "OD", "OL", "OV", "UN"):
+                del dataset[elem.tag]
+            elif elem.VR == "SQ":
+                for item in elem.value:
+                    drop_binary(item)
+
+    drop_binary(ds)
+    ds.set_original_encoding(False, True, ds.original_character_set)
 
 
 def encode_stored(
@@ -489,6 +623,7 @@ def _derive_header(
 
     stored, pixel_module = encode_stored(image, pixels, template)
     photometric = pixel_module.pop("PhotometricInterpretation")
+    _as_little_endian(ds)
     ds.set_pixel_data(stored, photometric, pixel_module["BitsStored"], generate_instance_uid=True)
     if "RescaleSlope" in ds or "RescaleIntercept" in ds:
         slope, intercept = _rescale(ds)

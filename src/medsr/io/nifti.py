@@ -5,10 +5,20 @@ nibabel's data array is indexed (i, j, k) with a RAS affine; medsr holds
 first two world axes, and writing does the reverse. Stored data types are kept
 when the pixels still fit them (so read -> write -> read is exact); otherwise
 float32 is written.
+
+Reading checks what nibabel does not: the declared size against the decoded-pixel
+bound (before any voxel is decompressed), the gzip CRC and length (a corrupt .nii.gz
+is refused, not read as wrong voxels), empty dimensions, and an unusable sform (the
+qform, then the voxel sizes, are used instead; with neither, the spacing is unknown).
 """
 
 from __future__ import annotations
 
+import gzip
+import math
+import os
+import warnings
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +27,105 @@ import numpy as np
 
 from medsr.errors import InputError
 from medsr.image import MedicalImage, Modality, SourceInfo
-from medsr.io.core import atomic_path, full_suffix
+from medsr.io.core import (
+    add_note,
+    atomic_path,
+    check_pixel_count,
+    full_suffix,
+    plausible_spacing,
+    scratch_dir,
+)
 
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
 def _guess_modality(pixels: np.ndarray) -> Modality:
     """NIfTI carries no modality: values well below zero mean HU (CT), else MR."""
+    if not np.all(np.isfinite(pixels)):
+        return Modality.MR  # refused later by the finite-pixel check
     return Modality.CT if float(np.percentile(pixels, 1)) < -500 else Modality.MR
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
+
+
+def _gunzip(path: Path, expected: int) -> bytes:
+    """The whole decompressed stream, its CRC and length verified by Python's gzip.
+
+    Reading stops with an error past ``expected`` bytes plus 16 MiB of slack, so a
+    gzip bomb behind a small header cannot fill the memory.
+    """
+    cap = expected + (16 << 20)
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        with gzip.open(path, "rb") as fh:
+            while chunk := fh.read(1 << 22):
+                total += len(chunk)
+                if total > cap:
+                    raise InputError(
+                        path,
+                        f"decompresses to more than the {expected:,} bytes its header declares",
+                    )
+                chunks.append(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(path, f"corrupt gzip data ({_short(exc)})") from None
+    return b"".join(chunks)
+
+
+def _usable(affine: np.ndarray | None) -> bool:
+    """Finite, non-singular, with plausible voxel sizes."""
+    if affine is None or not np.all(np.isfinite(affine)):
+        return False
+    matrix = affine[:3, :3]
+    if plausible_spacing(np.linalg.norm(matrix, axis=0)) is None:
+        return False
+    unit = matrix / np.linalg.norm(matrix, axis=0, keepdims=True)
+    return abs(float(np.linalg.det(unit))) > 1e-3
+
+
+def _best_affine(img: Any) -> tuple[np.ndarray, str | None]:
+    """nibabel's affine, or the qform or the voxel-size affine when it is unusable."""
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if _usable(affine):
+        return affine, None
+    header = img.header
+    fallbacks: list[tuple[str, Any]] = []
+    if hasattr(header, "get_qform") and int(header.get("qform_code", 0)) > 0:
+        fallbacks.append(("qform", header.get_qform))
+    fallbacks.append(("voxel sizes", header.get_base_affine))
+    for name, getter in fallbacks:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                candidate = np.asarray(getter(), dtype=np.float64)
+        except Exception:  # nibabel raises several types for broken quaternions
+            continue
+        if _usable(candidate):
+            return candidate, f"its affine (sform) is unusable; the {name} is used instead"
+    return affine, None
+
+
+def _load(path: Path) -> tuple[Any, np.ndarray]:
+    """The nibabel image and its data array, after the size and gzip checks."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        img: Any = nib.load(str(path))
+        shape = tuple(int(s) for s in img.shape)
+        if len(shape) < 2:
+            raise InputError(path, f"header declares a {len(shape)}-D image (dim[0] is wrong)")
+        check_pixel_count(path, shape[::-1])  # (..., k, j, i): the plane last
+        image_file = img.file_map["image"].filename
+        if image_file is not None and str(image_file).lower().endswith(".gz"):
+            itemsize = np.dtype(img.header.get_data_dtype()).itemsize
+            expected = int(img.header.get_data_offset()) + math.prod(shape) * itemsize
+            raw = _gunzip(Path(image_file), expected)
+            if os.path.samefile(image_file, path) and hasattr(type(img), "from_bytes"):
+                img = type(img).from_bytes(raw)  # decompress once, from the verified bytes
+        data = np.asanyarray(img.dataobj)
+    return img, data
 
 
 def read_nifti(
@@ -37,30 +138,35 @@ def read_nifti(
     path = Path(path)
     img: Any
     try:
-        img = nib.load(str(path))
-        data = np.asanyarray(img.dataobj)
+        img, data = _load(path)
+        affine, affine_note = _best_affine(img)
+    except InputError:
+        raise
     except Exception as exc:  # nibabel raises a zoo of types for bad files
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(path, f"unreadable NIfTI/Analyze file ({text[:160]})") from None
-    affine = np.asarray(img.affine, dtype=np.float64)
+        raise InputError(path, f"unreadable NIfTI/Analyze file ({_short(exc)})") from None
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
     if data.ndim == 4:
         if volume is None:
             raise InputError(
                 path,
-                f"4-D image with {data.shape[3]} volumes; choose one with volume=N (--volume N)",
+                f"4-D image with {data.shape[3]} volumes; medsr reads one volume at a time "
+                "(volume=N in Python, --volume N for medsr info), so extract one first",
             )
         if not 0 <= volume < data.shape[3]:
             raise InputError(path, f"volume {volume} out of range (file has {data.shape[3]})")
         data = data[..., volume]
-    if data.ndim > 4:
+    if data.ndim > 3:
         raise InputError(path, f"{data.ndim}-D image; medsr reads 2-D and 3-D images")
     header = img.header
-    slope, intercept = (
-        header.get_slope_inter() if hasattr(header, "get_slope_inter") else (None, None)
-    )
-    pixels = np.asarray(data, dtype=np.float32)
+    try:
+        slope, intercept = (
+            header.get_slope_inter() if hasattr(header, "get_slope_inter") else (None, None)
+        )
+        with np.errstate(all="ignore"):
+            pixels = np.asarray(data, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InputError(path, f"voxels cannot be read as numbers ({_short(exc)})") from None
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
     # nibabel (i, j[, k]) -> medsr (rows=j, cols=i) or (k, j, i)
@@ -81,7 +187,10 @@ def read_nifti(
         pixel_representation=1 if dtype.kind == "i" else 0,
     )
     mod = Modality.parse(modality) if modality else _guess_modality(pixels)
-    return MedicalImage(pixels, affine=lps, modality=mod, source=source)
+    image = MedicalImage(pixels, affine=lps, modality=mod, source=source)
+    if affine_note is not None:
+        add_note(image, f"{path}: {affine_note}")
+    return image
 
 
 def _output_dtype(image: MedicalImage) -> np.dtype:
@@ -126,9 +235,18 @@ def write_nifti(image: MedicalImage, path: str | Path, **_: Any) -> Path:
         img.set_sform(ras, code=1)
     img.header.set_data_dtype(dtype)
     if suffix in (".hdr", ".img", ".img.gz"):
-        # Analyze writes a pair of files; write both next to each other.
-        nib.save(img, str(path))
-        return path
+        return _write_analyze_pair(img, path)
     with atomic_path(path) as tmp:
         nib.save(img, str(tmp))
+    return path
+
+
+def _write_analyze_pair(img: Any, path: Path) -> Path:
+    """Analyze is a .hdr/.img pair: both are written into a temporary sibling folder, then
+    renamed into place, the image file first and the header last, so that a reader never
+    sees a header without its complete image."""
+    with scratch_dir(path) as tmp:
+        nib.save(img, str(tmp / path.name))
+        for file in sorted(tmp.iterdir(), key=lambda f: ".hdr" in f.name.lower()):
+            os.replace(file, path.with_name(file.name))
     return path

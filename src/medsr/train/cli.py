@@ -51,13 +51,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     parser.add_argument(
         "--stop-after",
-        type=int,
+        type=_iterations,
         default=None,
         metavar="N",
         help="stop (with a checkpoint) once N iterations are done; resume later",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     parser.set_defaults(handler=run)
+
+
+def _iterations(text: str) -> int:
+    """A whole number of iterations, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
