@@ -7,7 +7,10 @@ whole image (with the zoom region outlined), a zoom on the HR's most detailed
 region (the window with the largest sum of squared gradients of the displayed
 HR), and the absolute error ``|SR - HR|`` in physical units through a colour map
 whose top is stated. CT is shown through a HU window preset; other modalities
-through the HR image's 0.5-99.5 percentile range.
+through the HR image's 0.5-99.5 percentile range. Beside PSNR and SSIM the tables give
+the perceptual measures GMSD (lower is better) and HaarPSI (higher is better), which
+need no downloaded network, and the mean intensity bias in percent of the data range,
+so a model's claim to look better, and its fidelity to grey levels, are both numbers.
 """
 
 from __future__ import annotations
@@ -169,11 +172,14 @@ def _summary_table(run: EvalResult) -> str:
             f"<td>{_fmt(r.mean('psnr'), 2)} ± {_fmt(r.std('psnr'), 2)}</td>"
             f"<td>{_fmt(r.mean('ssim'), 4)} ± {_fmt(r.std('ssim'), 4)}</td>"
             f"<td>{_fmt(gain_p, 2, True)}</td><td>{_fmt(gain_s, 4, True)}</td>"
+            f"<td>{_fmt(r.mean('gmsd'), 4)}</td><td>{_fmt(r.mean('haarpsi'), 4)}</td>"
+            f"<td>{_fmt(r.mean('bias'), 3, True)}</td><td>{_fmt(r.max_abs_bias(), 3)}</td>"
             f"<td>{_fmt(r.images_per_s, 1)}</td></tr>"
         )
     return (
         "<table><thead><tr><th>model</th><th>PSNR dB (mean ± sd)</th>"
         "<th>SSIM (mean ± sd)</th><th>ΔPSNR vs bicubic</th><th>ΔSSIM vs bicubic</th>"
+        "<th>GMSD ↓</th><th>HaarPSI ↑</th><th>bias % (mean)</th><th>|bias| % (max)</th>"
         "<th>images/s</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
 
@@ -187,7 +193,8 @@ def _per_image_table(run: EvalResult) -> str:
         values = [run.models[n].scores[i] for n in names]
         top = max(v.psnr for v in values)
         cells = "".join(
-            f"<td{' class=best' if v.psnr == top else ''}>{_fmt(v.psnr, 2)} / {_fmt(v.ssim, 4)}</td>"
+            f"<td{' class=best' if v.psnr == top else ''}>{_fmt(v.psnr, 2)} / {_fmt(v.ssim, 4)}"
+            f" / {_fmt(v.haarpsi, 3)} / {_fmt(v.bias, 2, True)}%</td>"
             for v in values
         )
         unit = " HU" if score.modality == "CT" else ""
@@ -198,7 +205,8 @@ def _per_image_table(run: EvalResult) -> str:
     return (
         "<table class=small><thead><tr><th>image</th><th>modality</th><th>data range</th>"
         f"{head}</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
-        "<p class=note>Cells: PSNR dB / SSIM; the best PSNR per image in bold.</p>"
+        "<p class=note>Cells: PSNR dB / SSIM / HaarPSI / mean bias (percent of the data "
+        "range); the best PSNR per image in bold.</p>"
     )
 
 
@@ -267,7 +275,10 @@ def _image_card(run: EvalResult, visual: ImageVisual, ct_window: str) -> str:
     ]
     for name, sr in visual.sr.items():
         score = next(s for s in run.models[name].scores if s.name == visual.name)
-        sub = f"{_fmt(score.psnr, 2)} dB · SSIM {_fmt(score.ssim, 4)}"
+        sub = (
+            f"{_fmt(score.psnr, 2)} dB · SSIM {_fmt(score.ssim, 4)} · HaarPSI "
+            f"{_fmt(score.haarpsi, 3)} · bias {_fmt(score.bias, 2, True)}%"
+        )
         panels.append(_panel(name, sub, [overview(sr, False), zoomed(sr), error(sr)]))
     legend = (
         '<div class="err legend"><div class="bar"></div>'
@@ -427,7 +438,11 @@ def render_report(
         f"<p class=note>medsr {__version__}. PSNR and SSIM per image in physical units "
         "(HU for CT, stored values otherwise) with an explicit data range, border shave "
         "ceil(scale) pixels, SSIM with an 11×11 Gaussian window (σ = 1.5); "
-        "ΔPSNR/ΔSSIM are means of per-image differences to bicubic in the same run.</p>",
+        "ΔPSNR/ΔSSIM are means of per-image differences to bicubic in the same run. "
+        "GMSD (Xue et al. 2014; 0 = identical) and HaarPSI (Reisenhofer et al. 2018; "
+        "1 = identical) are full-reference perceptual measures without learned weights, "
+        "computed on the normalised [0, 1] images with the same shave; bias = mean(SR − HR) "
+        "in percent of the data range.</p>",
         f"<pre>{html.escape(command)}</pre>",
         f"<p class=note>Data range per modality (full settings at the end):</p><dl>{rules}</dl>",
     ]
@@ -435,6 +450,11 @@ def render_report(
         body.append(
             f"<h2>Results at {run.scale_label} ({html.escape(run.degradation)} degradation)</h2>"
         )
+        if run.reference != "HR image":
+            body.append(
+                f"<p class=note>Reference: {html.escape(run.reference)}; bicubic at scale 1 "
+                "is the degraded input itself, so every Δ is a gain over that input.</p>"
+            )
         body.append(
             f"<p class=note>seed {run.seed}; shave {run.shave[0]}×{run.shave[1]} px; "
             f"{len(next(iter(run.models.values())).scores)} images; images/s counts the "
