@@ -48,6 +48,9 @@ DEFAULTS: Config = {
     "name": "run",
     "seed": 0,
     "model": {"name": None},
+    # A generator weights file (safetensors or .pt) to start from, e.g. the best_ema of a
+    # PSNR warm-up run that an adversarial fine-tune continues.
+    "init_from": None,
     "discriminator": None,
     "degradation": None,
     # Arbitrary-scale training (MIASSR): one scale per batch from {min, min+step, ..., max};
@@ -276,6 +279,9 @@ def validate(cfg: Config) -> Config:
         _section(cfg, key)
     if not cfg["model"].get("name"):
         raise _fail("model.name", "is required (medsr models lists the names)")
+    init_from = cfg.get("init_from")
+    if init_from is not None and (not isinstance(init_from, str) or not init_from.strip()):
+        raise _fail("init_from", "must be the path of a generator weights file", init_from)
     if cfg["discriminator"] is not None and not _section(cfg, "discriminator").get("name"):
         raise _fail("discriminator.name", "is required when a discriminator section is given")
     if cfg["degradation"] is None and cfg.get("scale_sampling") is None:

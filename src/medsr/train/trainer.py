@@ -348,6 +348,7 @@ class Trainer:
         self._seed_everything(self.seed)
         self._build_data()
         self._build_models()
+        self._load_initial_weights()
         self._build_stages()
         self._build_optimisers()
         self._build_validation()
@@ -452,6 +453,43 @@ class Trainer:
             else None
         )
 
+    def _load_initial_weights(self) -> None:
+        """``init_from``: start the generator and its EMA from a weights file (e.g. the PSNR
+        warm-up run's ``best_ema.safetensors``), so an adversarial fine-tune begins where
+        pixel training ended instead of from random weights. A resumed checkpoint wins."""
+        from medsr.infer.weights import read_weights
+
+        source = self.cfg.get("init_from")
+        if not source:
+            return
+        path = Path(str(source)).expanduser()
+        if not path.is_file():
+            raise InputError(path, "config key init_from: no such weights file")
+        weights = read_weights(path)
+        name, config = self.generator.name, dict(self.generator.config)
+        stored = weights.metadata.get("medsr.model")
+        try:
+            stored_config = json.loads(weights.metadata.get("medsr.config", "{}"))
+        except json.JSONDecodeError:
+            stored_config = {}
+        differ = sorted(k for k in stored_config if k in config and stored_config[k] != config[k])
+        if (stored and stored != name) or differ:
+            raise InputError(
+                path,
+                f"config key init_from: holds {stored} {stored_config}, the config trains "
+                f"{name} {config}",
+            )
+        try:
+            self.generator.load_state_dict(weights.state)
+        except RuntimeError as exc:
+            detail = str(exc).strip().splitlines()[-1].strip()[:200]
+            raise InputError(
+                path, f"config key init_from: weights do not fit {name}: {detail}"
+            ) from None
+        if self.ema is not None:
+            self.ema.module.load_state_dict(self.generator.state_dict())
+        log.info("generator initialised from %s", path)
+
     def _build_stages(self) -> None:
         from medsr.losses import build_discriminator_loss, build_generator_loss
 
@@ -539,12 +577,18 @@ class Trainer:
 
     def _make_lr(
         self, hr: Tensor, scale: float | None, generator: torch.Generator | None
-    ) -> Tensor:
+    ) -> tuple[Tensor, Tensor]:
+        """(LR, target) for an HR batch. The target is ``hr`` unless the degradation
+        replaces it (``replaces_target``: ct-sparse-view pairs the sparse-view FBP with the
+        full-view FBP of the same image and field-of-view mask, as the paper trains)."""
         if scale is not None:
             ss = self.cfg["scale_sampling"]
-            return arbitrary_scale_lr(hr, scale, float(ss["blur_sigma"]))
+            return arbitrary_scale_lr(hr, scale, float(ss["blur_sigma"])), hr
         params = self.degradation.sample_params(hr.shape[0], generator, self.device)
-        return self.degradation.apply(hr, params)
+        if getattr(self.degradation, "replaces_target", False):
+            lr, target = self.degradation.apply_pair(hr, params)
+            return lr, target
+        return self.degradation.apply(hr, params), hr
 
     def _build_validation(self) -> None:
         from medsr.degrade.resize import imresize
@@ -570,7 +614,7 @@ class Trainer:
         scores_p, scores_s = [], []
         for s, hr in pairs:
             with torch.no_grad():
-                lr = self._make_lr(hr, s, gen)
+                lr, hr = self._make_lr(hr, s, gen)
             pair = (s, s) if s is not None else self.scale
             assert pair is not None
             out = (
@@ -722,7 +766,7 @@ class Trainer:
         gen = torch.Generator(device=self.device)
         gen.manual_seed(derived_seed(self.seed, self.iteration, self.ctx.rank, 0xDE6))
         with torch.no_grad():
-            lr = self._make_lr(hr, scale, gen)
+            lr, hr = self._make_lr(hr, scale, gen)
         self._sync()
         t2 = time.perf_counter()
 
