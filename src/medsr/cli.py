@@ -41,6 +41,7 @@ class Terminated(BaseException):
 #: Modules that register subcommands, in the order ``medsr --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "medsr.io.cli",  # info, samples
+    "medsr.data.cli",  # corpus
     "medsr.degrade.cli",  # degrade
     "medsr.models.cli",  # models
     "medsr.train.cli",  # train

@@ -230,8 +230,73 @@ def test_gaussian_blur3_weights() -> None:
 def test_ema_update_is_the_exponential_average() -> None:
     model = torch.nn.Linear(2, 1)
     ema = ModelEMA(model, decay=0.9)
+    ema.updates = 1000  # past the warm-up: the configured decay applies
     before = ema.module.weight.detach().clone()
     with torch.no_grad():
         model.weight.add_(1.0)
     ema.update(model)
     assert torch.allclose(ema.module.weight, 0.9 * before + 0.1 * model.weight.detach())
+
+
+def test_ema_warm_up_decay() -> None:
+    ema = ModelEMA(torch.nn.Linear(2, 1), decay=0.999)
+    assert ema.current_decay() == pytest.approx(0.1)  # first update: 90 % live weights
+    ema.updates = 90
+    assert ema.current_decay() == pytest.approx(91 / 100)
+    ema.updates = 100_000
+    assert ema.current_decay() == pytest.approx(0.999)
+
+
+def test_short_run_ema_is_not_pulled_towards_the_init() -> None:
+    """After 300 steps at decay 0.995 a plain EMA keeps 0.995**300 = 22 % of the random
+    init; the warmed-up EMA keeps a negligible share of it."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    init = model.weight.detach().clone()
+    target = torch.full_like(init, 3.0)
+    ema = ModelEMA(model, decay=0.995)
+    for _ in range(300):
+        with torch.no_grad():
+            model.weight.copy_(target)  # the live weights jump to the trained value
+        ema.update(model)
+    share_of_init = float(((ema.module.weight - target) / (init - target)).abs().max())
+    assert share_of_init < 1e-3
+    assert 0.995**300 > 0.2  # what the EMA without warm-up would still hold
+
+
+def test_validation_uses_held_out_images_and_selects_by_psnr_and_ssim(tmp_path: Path) -> None:
+    """val_options takes validation images from their own role (no split of the training
+    images), and a checkpoint below bicubic's SSIM never beats one above it."""
+    cfg = tiny(
+        "miassr-mr-arbitrary",
+        "data.layout=samples",
+        "data.options={role: train, modality: CT}",
+        "data.val_options={role: test, modality: null}",
+        "data.balance=modality",
+    )
+    trainer = Trainer(cfg, tmp_path, device="cpu")
+    assert not trainer.val_shares_training
+    train_files = {r.path for r in trainer.train_data.records}
+    val_files = {r.path for r in trainer.val_data.records}
+    assert train_files.isdisjoint(val_files)
+    assert len({r.modality for r in trainer.val_data.records}) == 4
+    assert trainer.validation is not None
+    base = trainer.validation.bicubic_ssim
+    assert trainer._better({"val/psnr": 20.0, "val/ssim": base - 0.01})  # first result
+    trainer.best_psnr, trainer.best_ssim, trainer.best_iteration = 20.0, base - 0.01, 1
+    assert trainer._better({"val/psnr": 19.0, "val/ssim": base + 0.01})  # SSIM now beats bicubic
+    trainer.best_psnr, trainer.best_ssim = 19.0, base + 0.01
+    assert not trainer._better({"val/psnr": 30.0, "val/ssim": base - 0.001})
+    assert trainer._better({"val/psnr": 19.5, "val/ssim": base + 0.001})
+    trainer.close()
+
+
+def test_val_options_sharing_a_subject_with_training_is_refused(tmp_path: Path) -> None:
+    cfg = tiny(
+        "miassr-mr-arbitrary",
+        "data.layout=samples",
+        "data.options={role: train, modality: CT}",
+        "data.val_options={role: train, modality: CT}",
+    )
+    with pytest.raises(ConfigError, match="both the training and validation"):
+        Trainer(cfg, tmp_path, device="cpu")

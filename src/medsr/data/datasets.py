@@ -29,6 +29,8 @@ from medsr.errors import ConfigError, InputError, MedsrError
 log = logging.getLogger(__name__)
 
 PatchSize = tuple[int, int]
+#: How training slices are drawn: uniformly, or balanced over modalities or records.
+BALANCES: tuple[str, ...] = ("slice", "modality", "record")
 
 
 def as_patch_size(value: int | Sequence[int]) -> PatchSize:
@@ -51,6 +53,10 @@ class Augment:
     hflip: bool = True
     vflip: bool = True
     rot90: bool = True
+    #: Intensity augmentation: each patch gets ``x ** g`` with ``log g`` uniform in
+    #: ``[-intensity, intensity]`` (0 = off), applied to HR before degradation, so LR
+    #: and HR stay consistent while the model sees other contrasts and grey levels.
+    intensity: float = 0.0
 
     def codes(self) -> np.ndarray:
         """Allowed transform codes: ``k + 4 * f`` = rotate k quarter turns, then flip if f."""
@@ -92,6 +98,7 @@ class PatchDraw:
     tops: np.ndarray
     lefts: np.ndarray
     codes: np.ndarray
+    gammas: np.ndarray | None = None
 
     def shard(self, start: int, stop: int) -> PatchDraw:
         return PatchDraw(
@@ -99,6 +106,7 @@ class PatchDraw:
             self.tops[start:stop],
             self.lefts[start:stop],
             self.codes[start:stop],
+            None if self.gammas is None else self.gammas[start:stop],
         )
 
 
@@ -128,7 +136,11 @@ class SliceDataset:
         min_std: float = 0.01,
         max_slices_per_record: int | None = None,
         cache: bool = True,
+        balance: str = "slice",
     ) -> None:
+        if balance not in BALANCES:
+            raise ConfigError(f"unknown balance {balance!r}; choose one of {', '.join(BALANCES)}")
+        self.balance = balance
         self.records = list(records)
         self.window = window
         self.min_std = float(min_std)
@@ -154,6 +166,21 @@ class SliceDataset:
                 f"no usable slices in {len(self.records)} image(s): all were missing or "
                 f"near-constant (std < {self.min_std} after normalisation)"
             )
+        self._groups = self._balance_groups()
+
+    def _balance_groups(self) -> list[np.ndarray]:
+        """Slice indices per sampling group: one group (slice), per modality or per record."""
+        if self.balance == "slice":
+            return [np.arange(len(self.refs))]
+        keys: list[str] = []
+        for ref in self.refs:
+            record = self.records[ref.record]
+            if self.balance == "record":
+                keys.append(str(ref.record))
+            else:
+                keys.append(record.modality.value if record.modality is not None else "?")
+        order = sorted(set(keys))
+        return [np.flatnonzero(np.asarray(keys) == k) for k in order]
 
     def _read(self, record: ImageRecord) -> np.ndarray:
         """The record as (D, H, W) float32 in [0, 1]."""
@@ -197,17 +224,33 @@ class SliceDataset:
         size: PatchSize,
         augment: Augment | None = None,
     ) -> PatchDraw:
-        """Random slices (uniform over kept slices), crop corners and dihedral codes."""
-        slices = rng.integers(0, len(self), size=count)
+        """Random slices, crop corners, dihedral codes (and gammas with intensity augmentation).
+
+        Slices are uniform over kept slices (``balance="slice"``), or a group (modality
+        or record) is drawn uniformly first and a slice uniformly within it, so a
+        modality with few images is not drowned by one with many.
+        """
+        if len(self._groups) == 1:
+            slices = rng.integers(0, len(self), size=count)
+        else:
+            group = rng.integers(0, len(self._groups), size=count)
+            slices = np.asarray(
+                [self._groups[g][rng.integers(0, len(self._groups[g]))] for g in group],
+                dtype=np.int64,
+            )
         tops = np.empty(count, dtype=np.int64)
         lefts = np.empty(count, dtype=np.int64)
         for j, s in enumerate(slices):
             h, w = self.shape_of(int(s))
             tops[j] = rng.integers(0, max(h - size[0], 0) + 1)
             lefts[j] = rng.integers(0, max(w - size[1], 0) + 1)
-        allowed = (augment or Augment(False, False, False)).codes()
+        augment = augment or Augment(False, False, False)
+        allowed = augment.codes()
         codes = allowed[rng.integers(0, len(allowed), size=count)]
-        return PatchDraw(slices, tops, lefts, codes)
+        gammas = None
+        if augment.intensity > 0:
+            gammas = np.exp(rng.uniform(-augment.intensity, augment.intensity, size=count))
+        return PatchDraw(slices, tops, lefts, codes, gammas)
 
     def patches(self, draw: PatchDraw, size: PatchSize) -> np.ndarray:
         """Cut the drawn patches: (B, 1, h, w) float32; a rotated patch keeps the size."""
@@ -221,6 +264,8 @@ class SliceDataset:
             left = min(int(draw.lefts[j]), src.shape[1] - crop[1])
             patch = src[top : top + crop[0], left : left + crop[1]]
             out[j, 0] = dihedral(patch, code)
+        if draw.gammas is not None:
+            np.power(out, draw.gammas.astype(np.float32)[:, None, None, None], out=out)
         return out
 
     def fixed_patches(self, count: int, size: PatchSize, seed: int) -> np.ndarray:
@@ -231,7 +276,14 @@ class SliceDataset:
         method scores an infinite PSNR, does not fill the validation set.
         """
         rng = np.random.default_rng(seed)
-        order = np.arange(count) % len(self)
+        if len(self._groups) == 1:
+            order = np.arange(count) % len(self)
+        else:  # round-robin over the groups, spread over each group's slices
+            order = np.empty(count, dtype=np.int64)
+            for j in range(count):
+                group = self._groups[j % len(self._groups)]
+                k = j // len(self._groups)
+                order[j] = group[(k * 7919) % len(group)]
         tops = np.empty(count, dtype=np.int64)
         lefts = np.empty(count, dtype=np.int64)
         for j, s in enumerate(order):

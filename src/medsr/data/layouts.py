@@ -18,6 +18,8 @@ value transform to physical units:
 * ``brats``: ``<subject>/<subject>_{t1,t1ce,t2,flair}.nii.gz``; MR, the
   segmentation left out.
 * ``samples``: the bundled pydicom-data images of one role.
+* ``corpus``: a training corpus built by ``medsr corpus build`` (its manifest gives
+  subject, modality and role of every image).
 """
 
 from __future__ import annotations
@@ -254,7 +256,55 @@ def sample_records(
     return records
 
 
+def corpus_records(
+    root: str | Path,
+    role: str | Sequence[str] = "train",
+    modality: str | Modality | Sequence[str] | None = None,
+    exclude: Iterable[str] = (),
+) -> list[ImageRecord]:
+    """Images of a built training corpus (``medsr corpus build``) of one or more roles.
+
+    Subjects come from the manifest, so a split keeps each subject on one side;
+    ``exclude`` holds glob patterns on item ids.
+    """
+    from medsr.data.corpus import read_manifest
+
+    root = _require_dir(root, "corpus")
+    roles = {role} if isinstance(role, str) else set(role)
+    if modality is None:
+        modalities = None
+    elif isinstance(modality, (str, Modality)):
+        modalities = {Modality.parse(modality)}
+    else:
+        modalities = {Modality.parse(m) for m in modality}
+    patterns = list(exclude)
+    records = []
+    for row in read_manifest(root):
+        mod = Modality.parse(row["modality"])
+        if row["role"] not in roles or (modalities is not None and mod not in modalities):
+            continue
+        if any(fnmatch.fnmatch(row["id"], p) for p in patterns):
+            continue
+        path = root / row["path"]
+        # NIfTI and raster files carry no modality; DICOM files do.
+        is_dicom = _suffix(path) not in (*VOLUME_SUFFIXES, *RASTER_SUFFIXES)
+        read_options = {} if is_dicom else {"modality": mod.value}
+        records.append(
+            ImageRecord(
+                path,
+                patient_id=row["subject"],
+                modality=mod,
+                name=row["id"],
+                read_options=read_options,
+            )
+        )
+    if not records:
+        raise _none_found(root, "corpus", f"{'/'.join(sorted(roles))} images")
+    return records
+
+
 LAYOUTS: dict[str, Callable[..., list[ImageRecord]]] = {
+    "corpus": corpus_records,
     "folder": folder_records,
     "chestxray14": chestxray14_records,
     "deeplesion": deeplesion_records,

@@ -69,7 +69,12 @@ DEFAULTS: Config = {
         "max_slices_per_file": None,
         "cache": True,
         "prefetch": 2,
-        "augment": {"hflip": True, "vflip": True, "rot90": True},
+        "augment": {"hflip": True, "vflip": True, "rot90": True, "intensity": 0.0},
+        # Validation records from the same layout with these options instead of a split
+        # (the corpus layout: {role: val}); None splits val_fraction off the training data.
+        "val_options": None,
+        # Training draws: uniform over slices, or balanced over modalities or records.
+        "balance": "slice",
     },
     "loss": {},
     "stages": [],
@@ -89,7 +94,7 @@ DEFAULTS: Config = {
 _SCALE_SAMPLING = {"min": 1.1, "max": 4.0, "step": 0.1, "blur_sigma": 0.5}
 _STAGE_KEYS = ("name", "iterations", "loss")
 #: Sections whose content another module validates (model/degradation/loss builders).
-_FREE_FORM = {"model", "discriminator", "degradation", "loss", "data.options"}
+_FREE_FORM = {"model", "discriminator", "degradation", "loss", "data.options", "data.val_options"}
 OPTIMISERS = ("adam", "adamw")
 SCHEDULERS = ("none", "step", "multistep", "cosine")
 AMP_DTYPES = ("bf16", "fp16")
@@ -322,7 +327,15 @@ def validate(cfg: Config) -> Config:
     augment = _section(cfg, "data.augment")
     _check_keys(augment, DEFAULTS["data"]["augment"], "data.augment.")
     for key, value in augment.items():
-        _boolean(value, f"data.augment.{key}")
+        if key == "intensity":
+            _number(value, "data.augment.intensity", minimum=0.0)
+        else:
+            _boolean(value, f"data.augment.{key}")
+    if data["val_options"] is not None and not isinstance(data["val_options"], dict):
+        raise _fail("data.val_options", "must be a mapping of layout options", data["val_options"])
+    from medsr.data.datasets import BALANCES
+
+    data["balance"] = _choice(str(data["balance"]), "data.balance", list(BALANCES))
     window = data["window"]
     if window is not None and not (
         isinstance(window, str)

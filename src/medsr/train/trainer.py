@@ -200,8 +200,12 @@ class Timings:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace``."""
+    """``torch.save`` to a temporary file in the same folder, then ``os.replace``; the
+    temporary files of killed runs (``.last.pt.<pid>.tmp``, pid gone) are removed first."""
+    from medsr.io.core import remove_stale_parts
+
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(path.parent, f".{path.name}.", ".tmp")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         torch.save(obj, tmp)
@@ -342,6 +346,7 @@ class Trainer:
         self.seed = int(cfg["seed"])
         self.iteration = 0
         self.best_psnr = -math.inf
+        self.best_ssim = -math.inf
         self.best_iteration = -1
         self.last_metrics: dict[str, float] = {}
         self.timings = Timings()
@@ -367,7 +372,21 @@ class Trainer:
     def _build_data(self) -> None:
         data = self.cfg["data"]
         records = records_for(data["layout"], data.get("root"), **dict(data["options"]))
-        train, val = split_records(records, float(data["val_fraction"]), int(data["split_seed"]))
+        if data["val_options"] is not None:
+            # Held-out validation images of their own (the corpus's val role): no split.
+            val_opts = {**dict(data["options"]), **dict(data["val_options"])}
+            train = records
+            val = records_for(data["layout"], data.get("root"), **val_opts)
+            shared = {r.group for r in train} & {r.group for r in val}
+            if shared:
+                raise ConfigError(
+                    f"config key data.val_options: {len(shared)} subject(s) are in both the "
+                    f"training and validation images (e.g. {sorted(shared)[0]})"
+                )
+        else:
+            train, val = split_records(
+                records, float(data["val_fraction"]), int(data["split_seed"])
+            )
         self.val_shares_training = not val
         if not val:
             log.warning(
@@ -383,8 +402,12 @@ class Trainer:
             "max_slices_per_record": data["max_slices_per_file"],
             "cache": bool(data["cache"]),
         }
-        self.train_data = SliceDataset(train, **opts)
-        self.val_data = self.train_data if val is train else SliceDataset(val, **opts)
+        self.train_data = SliceDataset(train, balance=str(data["balance"]), **opts)
+        self.val_data = (
+            self.train_data
+            if val is train
+            else SliceDataset(val, balance=str(data["balance"]), **opts)
+        )
         self.patch_size = as_patch_size(data["patch_size"])
         self.batch_size = int(data["batch_size"])
         self.augment = Augment(**data["augment"])
@@ -669,7 +692,11 @@ class Trainer:
             "scaler_d": self.scaler_d.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "ema_updates": self.ema.updates if self.ema is not None else 0,
-            "best": {"psnr": self.best_psnr, "iteration": self.best_iteration},
+            "best": {
+                "psnr": self.best_psnr,
+                "ssim": self.best_ssim,
+                "iteration": self.best_iteration,
+            },
             "rng": {
                 "python": random.getstate(),
                 "numpy": _numpy_state(),
@@ -729,6 +756,7 @@ class Trainer:
             self.sched_d.load_state_dict(state["sched_d"])
         self.iteration = int(state["iteration"])
         self.best_psnr = float(state["best"]["psnr"])
+        self.best_ssim = float(state["best"].get("ssim", -math.inf))
         self.best_iteration = int(state["best"]["iteration"])
         rng = state["rng"]
         random.setstate(rng["python"])
@@ -849,7 +877,11 @@ class Trainer:
         save_generator_weights(
             model,
             self.out_dir / "best_ema.safetensors",
-            {"medsr.iteration": self.iteration, "medsr.val_psnr": self.best_psnr},
+            {
+                "medsr.iteration": self.iteration,
+                "medsr.val_psnr": self.best_psnr,
+                "medsr.val_ssim": self.best_ssim,
+            },
         )
 
     # -- the loop -------------------------------------------------------------------------
@@ -962,11 +994,33 @@ class Trainer:
             metrics = self.validate()
             self.last_metrics = metrics
             self._log(metrics, self.iteration)
-            if metrics and metrics["val/psnr"] > self.best_psnr:
+            if metrics:
+                self._append_curve(metrics)
+            if metrics and self._better(metrics):
                 self.best_psnr = metrics["val/psnr"]
+                self.best_ssim = metrics["val/ssim"]
                 self.best_iteration = self.iteration
                 self._export_best()
         self.ctx.barrier()
+
+    def _better(self, metrics: Mapping[str, float]) -> bool:
+        """Whether a validation result beats the best so far, by PSNR *and* SSIM.
+
+        A model must beat bicubic in both: a checkpoint whose SSIM is below the bicubic
+        SSIM of the same patches ranks below every one that is not (a PSNR gain bought
+        with texture painted into flat regions is no gain); within a rank, higher PSNR
+        wins.
+        """
+        base = self.validation.bicubic_ssim if self.validation is not None else -math.inf
+        rank = (metrics["val/ssim"] >= base, metrics["val/psnr"])
+        best = (self.best_ssim >= base, self.best_psnr)
+        return self.best_iteration < 0 or rank > best
+
+    def _append_curve(self, metrics: Mapping[str, float]) -> None:
+        """One line of the learning curve (held-out PSNR/SSIM against iterations)."""
+        row = {"iteration": self.iteration, **{k: round(v, 5) for k, v in metrics.items()}}
+        with (self.out_dir / "curve.jsonl").open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
 
     def _summary(self, elapsed: float, iterations: int) -> dict[str, Any]:
         return {
@@ -977,6 +1031,7 @@ class Trainer:
             "val_slices": len(self.val_data),
             "val_shares_training": self.val_shares_training,
             "best_val_psnr": self.best_psnr if math.isfinite(self.best_psnr) else None,
+            "best_val_ssim": self.best_ssim if math.isfinite(self.best_ssim) else None,
             "best_iteration": self.best_iteration,
             "last_metrics": self.last_metrics,
             "bicubic_psnr": self.validation.bicubic_psnr if self.validation else None,
