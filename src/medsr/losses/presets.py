@@ -22,10 +22,18 @@ Every preset has a ``warmup`` stage (pixel loss only, no discriminator) and a
     vgg_weights: /path/vgg19-dcbb9e9d.pth
     mobilenet_weights: /path/mobilenet_v2-b0353104.pth
     allow_random_init: false  # tests only: random VGG/MobileNet features
+    perceptual_fallback: error  # or feature_matching: see below
+    perceptual_fallback_weight: null  # the stand-in's weight (default: the perceptual one)
     terms:                    # add terms or override a preset's: a weight, or a dict
       l1: 0.5
       perceptual: {weight: 0.01, layers: {relu3_4: 1.0}}
       edges: {type: gradient, weight: 0.2}
+
+medsr ships no ImageNet weights. With ``perceptual_fallback: feature_matching`` a
+perceptual term whose weights file is not given is replaced by discriminator feature
+matching (weight ``perceptual_fallback_weight``, else the perceptual term's own), which
+needs no pretrained network; when the file is given, the term is used as published.
+The default, ``error``, refuses to build the loss without the file.
 
 A weight of 0 removes a term. Term types: l1, mse, charbonnier, perceptual,
 tv, gradient, ssim, dssim, lowfreq, adversarial, feature_matching. ``lowfreq``
@@ -93,8 +101,12 @@ _CONFIG_KEYS: tuple[str, ...] = (
     "vgg_weights",
     "mobilenet_weights",
     "allow_random_init",
+    "perceptual_fallback",
+    "perceptual_fallback_weight",
     "terms",
 )
+
+PERCEPTUAL_FALLBACKS: tuple[str, ...] = ("error", "feature_matching")
 
 _STAGES: tuple[str, ...] = ("warmup", "gan")
 
@@ -478,6 +490,49 @@ def _image_term(name: str, spec: TermSpec, cfg: Mapping[str, Any]) -> nn.Module:
     raise ConfigError(f"loss.terms.{name}: {kind} is not an image term")
 
 
+def _apply_perceptual_fallback(
+    specs: dict[str, TermSpec], cfg: Mapping[str, Any]
+) -> dict[str, TermSpec]:
+    """Replace perceptual terms that have no weights file by discriminator feature matching
+    when ``perceptual_fallback`` is ``feature_matching`` (see the module docstring)."""
+    fallback = str(cfg.get("perceptual_fallback", "error")).strip().lower().replace("-", "_")
+    if fallback not in PERCEPTUAL_FALLBACKS:
+        raise ConfigError(
+            f"loss.perceptual_fallback must be one of {', '.join(PERCEPTUAL_FALLBACKS)}; "
+            f"got {cfg.get('perceptual_fallback')!r}"
+        )
+    if fallback == "error" or cfg.get("allow_random_init"):
+        return specs
+    out: dict[str, TermSpec] = {}
+    stand_in = 0.0
+    for name, spec in specs.items():
+        if spec["type"] != "perceptual":
+            out[name] = spec
+            continue
+        network = FeatureNetwork.parse(str(spec.get("network", "vgg19")))
+        option = "vgg_weights" if network is FeatureNetwork.VGG19 else "mobilenet_weights"
+        if spec.get("weights", cfg.get(option)):
+            out[name] = spec
+        else:
+            stand_in = max(stand_in, float(spec["weight"]))
+    if stand_in:
+        chosen = cfg.get("perceptual_fallback_weight")
+        try:
+            weight = stand_in if chosen is None else float(chosen)
+        except (TypeError, ValueError):
+            raise ConfigError("loss.perceptual_fallback_weight must be a number") from None
+        if weight < 0:
+            raise ConfigError(f"loss.perceptual_fallback_weight must be >= 0; got {weight}")
+        if "feature_matching" in out:
+            raise ConfigError(
+                "loss.terms has feature_matching and perceptual_fallback would add it again; "
+                "set the stand-in's weight with loss.perceptual_fallback_weight"
+            )
+        if weight:
+            out["feature_matching"] = {"type": "feature_matching", "weight": weight}
+    return out
+
+
 def build_generator_loss(
     config: Mapping[str, Any] | str | None = None, **overrides: Any
 ) -> GeneratorLoss:
@@ -485,7 +540,7 @@ def build_generator_loss(
     cfg = _as_config(config, overrides)
     preset = _preset(cfg)
     stage = _stage(cfg)
-    specs = _merged_terms(cfg, preset, stage)
+    specs = _apply_perceptual_fallback(_merged_terms(cfg, preset, stage), cfg)
     image_terms: dict[str, tuple[float, nn.Module]] = {}
     adversarial_weight = 0.0
     matching_weight = 0.0
