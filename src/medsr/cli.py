@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import signal
 import sys
@@ -89,6 +90,40 @@ def _os_error(exc: OSError) -> str:
     return f"{where}: {reason}" if where is not None else reason
 
 
+#: Libraries whose log records (pydicom: "VR lookup failed", nibabel: header fixes) are held
+#: back like warnings instead of reaching stderr through logging's last-resort handler.
+QUIET_LOGGERS = ("pydicom", "nibabel", "PIL")
+
+
+class _Collector(logging.Handler):
+    """Keeps the records of warning level and above."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def _held_library_logs() -> Iterator[_Collector]:
+    """Route the :data:`QUIET_LOGGERS` to one collector for the duration of the block."""
+    collector = _Collector()
+    saved = []
+    for name in QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.propagate))
+        logger.addHandler(collector)
+        logger.propagate = False
+    try:
+        yield collector
+    finally:
+        for logger, propagate in saved:
+            logger.removeHandler(collector)
+            logger.propagate = propagate
+
+
 @contextmanager
 def _terminate_on_sigterm() -> Iterator[None]:
     """Raise :class:`Terminated` on SIGTERM while the block runs (main thread only)."""
@@ -114,7 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     code = 1
-    with warnings.catch_warnings(record=True) as caught, _terminate_on_sigterm():
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        _held_library_logs() as logs,
+        _terminate_on_sigterm(),
+    ):
         warnings.simplefilter("default")
         try:
             code = int(handler(args) or 0)
@@ -143,8 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 1
     seen: set[str] = set()
-    for warning in caught:
-        text = _one_line(warning.message)
+    messages = [warning.message for warning in caught]
+    messages += [record.getMessage() for record in logs.records]
+    for message in messages:
+        text = _one_line(message)
         if text and text not in seen:
             seen.add(text)
             print(f"medsr: warning: {text}", file=sys.stderr)

@@ -342,13 +342,13 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_parts(folder: Path, prefix: str, suffix: str) -> list[Path]:
-    """Delete leftovers ``{prefix}{pid}.*{suffix}`` in ``folder`` whose process is gone.
+    """Delete leftovers ``{prefix}{pid}[.*]{suffix}`` in ``folder`` whose process is gone.
 
     A killed run (SIGKILL, power loss) cannot clean up its temporary output; the next
     write of the same name does. Files of a live process are kept.
     """
     removed: list[Path] = []
-    pattern = re.compile(re.escape(prefix) + r"(\d+)\.[^/]*" + re.escape(suffix) + "$")
+    pattern = re.compile(re.escape(prefix) + r"(\d+)(?:\.[^/]*)?" + re.escape(suffix) + "$")
     try:
         candidates = list(folder.iterdir())
     except OSError:

@@ -44,11 +44,31 @@ def _dcmread(path: Path, stop_before_pixels: bool = False) -> FileDataset:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+            ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+            _drop_unparseable(ds)
+            return ds
     except InvalidDicomError:
         raise InputError(path, "not a DICOM file (no DICM preamble and no valid header)") from None
     except Exception as exc:  # pydicom raises many types for malformed files (zlib.error...)
         raise InputError(path, f"unreadable DICOM file ({_short(exc)})") from None
+
+
+def _drop_unparseable(dataset: Dataset) -> None:
+    """Parse every element now and delete those pydicom cannot (an unknown VR, a value of
+    the wrong length, a file-meta group in the data set), so that a damaged tag neither
+    fails late in the writer nor stops an otherwise readable image; a damaged Rows or
+    PixelData is then reported as missing."""
+    for tag in list(dataset.keys()):
+        if tag.group in (0x0000, 0x0002):  # command and file-meta groups belong elsewhere
+            del dataset[tag]
+            continue
+        try:
+            elem = dataset[tag]
+            if elem.VR == "SQ":
+                for item in elem.value:
+                    _drop_unparseable(item)
+        except Exception:  # pydicom raises many types for damaged elements
+            del dataset[tag]
 
 
 def _short(exc: BaseException) -> str:
@@ -306,7 +326,28 @@ def _strip_pixels(ds: Dataset) -> Dataset:
     for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData", *_unusable_geometry(ds)):
         if keyword in header:
             del header[keyword]
+    header = copy.deepcopy(header)  # nested items are cleaned below, the input's are kept
+    _drop_non_numbers(header)
     return header
+
+
+def _drop_non_numbers(dataset: Dataset) -> None:
+    """Delete decimal and float elements holding NaN, inf or text, at any depth, so the
+    writer, which copies the header, never repeats them."""
+    for elem in list(dataset):
+        if elem.VR == "SQ":
+            for item in elem.value:
+                _drop_non_numbers(item)
+            continue
+        if elem.VR not in ("DS", "FD", "FL") or elem.value is None or elem.value == "":
+            continue
+        values = elem.value if elem.VM > 1 else [elem.value]
+        try:
+            finite = all(math.isfinite(float(v)) for v in values)
+        except (TypeError, ValueError, OverflowError):
+            finite = False
+        if not finite:
+            del dataset[elem.tag]
 
 
 def _unusable_geometry(ds: Dataset) -> list[str]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
+from nibabel.imageglobals import LoggingOutputSuppressor
 
 from medsr.errors import InputError
 from medsr.image import MedicalImage, Modality, SourceInfo
@@ -109,8 +110,9 @@ def _best_affine(img: Any) -> tuple[np.ndarray, str | None]:
 
 
 def _load(path: Path) -> tuple[Any, np.ndarray]:
-    """The nibabel image and its data array, after the size and gzip checks."""
-    with warnings.catch_warnings():
+    """The nibabel image and its data array, after the size and gzip checks; nibabel's
+    warnings and log lines (it logs header fixes to stderr) are kept quiet."""
+    with warnings.catch_warnings(), LoggingOutputSuppressor():
         warnings.simplefilter("ignore")
         img: Any = nib.load(str(path))
         shape = tuple(int(s) for s in img.shape)
