@@ -323,6 +323,7 @@ def _strip_pixels(ds: Dataset) -> Dataset:
     """A header-only copy of ``ds`` kept as the template for writing, without the geometry
     attributes that cannot be used (so a derived file never repeats "inf" or "nan")."""
     header = copy.copy(ds)
+    header._dict = dict(ds._dict)  # its own element table: the deletions leave ``ds`` whole
     for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData", *_unusable_geometry(ds)):
         if keyword in header:
             del header[keyword]
