@@ -90,7 +90,7 @@ def test_sparse_view_ct_trains_against_the_full_view_fbp(tmp_path: Path) -> None
     cfg = load_config(
         CONFIGS / "zoo" / "sisr-ct-sparse-view.yaml",
         [CONFIGS / "tiny.yaml"],
-        ["data.patch_size=32", "validation.patches=2", "degradation.n_angles=48"],
+        ["data.patch_size=32", "data.val_options=null", "validation.patches=2"],
     )
     trainer = Trainer(cfg, tmp_path, device="cpu")
     assert trainer.validation is not None
