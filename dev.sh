@@ -40,6 +40,24 @@ ensure_chromium() {
     fi
 }
 
+# The DICOM conformance tests run dciodvfy (Debian dicom3tools) and dcm2niix on medsr's
+# outputs; both are Debian packages.
+ensure_dicom_tools() {
+    local missing=()
+    command -v dciodvfy >/dev/null 2>&1 || missing+=(dicom3tools)
+    command -v dcm2niix >/dev/null 2>&1 || missing+=(dcm2niix)
+    if [ "${#missing[@]}" -eq 0 ]; then
+        return
+    fi
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "dev.sh: installing Debian ${missing[*]} for the DICOM conformance tests" >&2
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >/dev/null \
+            || echo "dev.sh: could not install ${missing[*]}; DICOM conformance tests will be skipped" >&2
+    else
+        echo "dev.sh: ${missing[*]} missing (apt-get install ${missing[*]}); DICOM conformance tests will be skipped" >&2
+    fi
+}
+
 cmd="${1:-demo}"
 shift || true
 case "$cmd" in
@@ -53,6 +71,7 @@ case "$cmd" in
     test)
         setup
         ensure_chromium
+        ensure_dicom_tools
         export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
         "$VENV/bin/python" -m pytest "$@"
         "$VENV/bin/ruff" check src tests benchmarks scripts

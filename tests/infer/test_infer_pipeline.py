@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import nibabel as nib
@@ -196,10 +195,11 @@ def test_inputs_are_never_overwritten(
 
 def test_any_scale_from_target_spacing(ct_crop_file: Path) -> None:
     image = read(ct_crop_file)
-    dy, dx = image.spacing_mm
+    dy, _ = image.spacing_mm
     sr = medsr.upscale(image, "bicubic", spacing=0.3)
-    assert sr.shape == (math.ceil(64 * dy / 0.3), math.ceil(64 * dx / 0.3))
-    np.testing.assert_allclose(sr.spacing_mm, (0.3, 0.3), rtol=0.02)
+    # 64 x 0.478516 / 0.3 = 102.08: the nearest count, within 0.1% of the spacing asked
+    assert round(64 * dy / 0.3, 2) == 102.08 and sr.shape == (102, 102)
+    np.testing.assert_allclose(sr.spacing_mm, (0.3, 0.3), rtol=1e-3)
 
 
 def test_fixed_scale_model_runs_higher_and_resamples_down(ct_crop_file: Path) -> None:

@@ -131,12 +131,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _tag(args: argparse.Namespace) -> str:
+    """The output name's suffix, with the full factor: ``_sr-x2.5``, ``_sr-1.25mm-z``."""
     tag = "_sr"
     if args.scale is not None:
         s = args.scale
-        tag += f"-x{s:g}" if isinstance(s, float) else f"-x{s[0]:g},{s[1]:g}"
+        tag += f"-x{s:.10g}" if isinstance(s, float) else f"-x{s[0]:.10g},{s[1]:.10g}"
     elif args.spacing is not None:
-        tag += f"-{args.spacing:g}mm"
+        tag += f"-{args.spacing:.10g}mm"
     if args.plane == "through":
         tag += "-z"
     return tag

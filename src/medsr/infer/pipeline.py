@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from medsr.degrade.resize import output_size
 from medsr.errors import ConfigError, InputError
-from medsr.image import MedicalImage
+from medsr.image import MedicalImage, Modality
 from medsr.infer.consistency import (
     Residual,
     downscale,
@@ -41,6 +41,8 @@ AUTO_TILE_PIXELS = 1 << 21
 #: Output pixels one automatic tile aims at.
 AUTO_TILE_TARGET = 1 << 20
 DEFAULT_OVERLAP = 32
+#: A target spacing may be missed by this fraction to keep the nearest pixel count.
+SPACING_TOLERANCE = 1e-3
 
 Log = Callable[[str], None]
 
@@ -98,7 +100,11 @@ def _in_plane_target(
         return None
     _require_spacing(image)
     dy, dx = image.spacing_mm[-2:]
-    target = (dy / settings.spacing, dx / settings.spacing)
+    h, w = image.shape[-2:]
+    target = (
+        count_for_spacing(h, dy, settings.spacing) / h,
+        count_for_spacing(w, dx, settings.spacing) / w,
+    )
     if any(t < 1.0 for t in target):
         notes.append(f"axes already at or finer than {settings.spacing:g} mm are kept (scale 1)")
     return (max(target[0], 1.0), max(target[1], 1.0))
@@ -112,13 +118,28 @@ def _through_target(image: MedicalImage, settings: UpscaleSettings) -> float:
         return float(settings.scale)
     _require_spacing(image)
     goal = settings.spacing if settings.spacing is not None else 0.5 * (dy + dx)
-    target = dz / goal
+    depth = image.shape[0]
+    target = count_for_spacing(depth, dz, goal) / depth
     if target <= 1.0 + 1e-6:
         raise ConfigError(
             f"slices are {dz:.4g} mm apart, already at or finer than {goal:.4g} mm; "
             "nothing to upscale through-plane"
         )
     return target
+
+
+def count_for_spacing(count: int, spacing_mm: float, target_mm: float) -> int:
+    """Pixels that cover the field of ``count`` pixels of ``spacing_mm`` at ``target_mm``.
+
+    The nearest count when its spacing is within ``SPACING_TOLERANCE`` of the target
+    (512 x 0.478516 / 0.2 = 1225.04 -> 1225 px; 6 x 2.50008 / 1 = 15.0005 -> 15 slices),
+    else the next count up, so the spacing is never much coarser than asked.
+    """
+    exact = count * spacing_mm / target_mm
+    nearest = max(1, round(exact))
+    if abs(exact / nearest - 1.0) <= SPACING_TOLERANCE:
+        return nearest
+    return math.ceil(exact)
 
 
 def _require_spacing(image: MedicalImage) -> None:
@@ -303,12 +324,43 @@ def upscale_image(
 
     pixels = norm.from_unit(_from_planes(sr, image.ndim, plane)).astype(np.float32, copy=False)
     del sr  # the output can be large: keep one copy
-    scale_text = format_scale(plan.target)
-    where = "through-plane" if plane == "through" else "in-plane"
-    description = f"medsr upscale {scale_text} {where} with {_model_label(runner.model)}"
+    description = _describe(image.shape, pixels.shape, plane, _model_label(runner.model))
+    if image.modality is Modality.CT:
+        pixels, clip_note = _clip_to_input_range(pixels, image.pixels)
+        if clip_note:
+            note(clip_note)
+            description += f"; {clip_note}"
     result.image = image.with_pixels(pixels, description)
     result.notes = notes
     return result
+
+
+def _describe(before: tuple[int, ...], after: tuple[int, ...], plane: str, model: str) -> str:
+    """``medsr upscale x2.39258 in-plane (512x512 -> 1225x1225 px) with bicubic``: the real
+    factor, from the sizes, which a rounded pixel count makes differ from the one asked."""
+    if plane == "through":
+        factors: tuple[float, ...] = (after[0] / before[0],)
+        sizes = f"{before[0]} -> {after[0]} slices"
+    else:
+        factors = tuple(a / b for a, b in zip(after[-2:], before[-2:]))
+        sizes = f"{'x'.join(map(str, before[-2:]))} -> {'x'.join(map(str, after[-2:]))} px"
+    text = "x" + ",".join(dict.fromkeys(f"{f:.6g}" for f in factors))
+    where = "through-plane" if plane == "through" else "in-plane"
+    return f"medsr upscale {text} {where} ({sizes}) with {model}"
+
+
+def _clip_to_input_range(pixels: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """CT clipped to the HU range of its input: interpolation and SR ringing at skull/air
+    edges reach below -1024 HU, which is not tissue, and above the input's densest value."""
+    low, high = float(source.min()), float(source.max())
+    outside = float(np.mean((pixels < low) | (pixels > high)))
+    if outside == 0:
+        return pixels, None
+    clipped = np.clip(pixels, low, high)
+    return clipped, (
+        f"CT clipped to the input's range [{low:g}, {high:g}] HU "
+        f"({100 * outside:.2g}% of the pixels were outside)"
+    )
 
 
 def _model_label(model: nn.Module) -> str:
@@ -459,6 +511,8 @@ def output_paths(
         target = out.resolve()
         if target in resolved_inputs:
             raise InputError(out, "is one of the inputs; refusing to overwrite an input")
+        if out.exists() and not overwrite:
+            raise InputError(out, "already exists; refusing to replace it (add --overwrite)")
         if target in seen:
             raise ConfigError(
                 f"{seen[target]} and {item.path} would both be written to {out}; "
@@ -472,13 +526,12 @@ def _write_residual(result: UpscaleResult, out: Path) -> list[Path]:
     """The residual in the output's format beside it, plus a PNG map (max over slices)."""
     from PIL import Image
 
-    from medsr.io import write
-    from medsr.io.core import atomic_path, full_suffix, stem
+    from medsr.io.core import atomic_path
 
     assert result.residual is not None
-    suffix = full_suffix(out)
-    base = stem(out) if suffix else out.name
-    written = [write(result.residual, out.with_name(f"{base}_residual{suffix}"))]
+    suffix = format_suffix(out)
+    base = out.name[: len(out.name) - len(suffix)]
+    written = [write_output(result.residual, out.with_name(f"{base}_residual{suffix}"))]
     pixels = result.residual.pixels
     view = pixels.max(axis=0) if pixels.ndim == 3 else pixels
     top = float(np.percentile(view, 99.9)) or float(view.max()) or 1.0
@@ -519,7 +572,7 @@ def fit_to_source(image: MedicalImage) -> tuple[MedicalImage, str | None]:
 
 def _keep_format(out: Path, image: MedicalImage, explicit: bool) -> Path:
     """``out`` with the suffix of the image's own format, unless the user named the file."""
-    from medsr.io.core import full_suffix, output_suffix_for, stem
+    from medsr.io.core import full_suffix, output_suffix_for
 
     if explicit and full_suffix(out) in OUTPUT_FILE_SUFFIXES:
         return out
@@ -529,8 +582,29 @@ def _keep_format(out: Path, image: MedicalImage, explicit: bool) -> Path:
     current = full_suffix(out)
     if current == suffix:
         return out
-    base = stem(out) if current else out.name
+    base = out.name[: len(out.name) - len(format_suffix(out))]
     return out.with_name(base + suffix)
+
+
+def format_suffix(path: Path) -> str:
+    """The suffix that names a file format, else "" (``ct_sr-x2.5`` is a series folder)."""
+    from medsr.io.core import DICOM_SUFFIXES, NIFTI_SUFFIXES, RASTER_SUFFIXES, full_suffix
+
+    suffix = full_suffix(path)
+    known = (*DICOM_SUFFIXES, *NIFTI_SUFFIXES, *RASTER_SUFFIXES, ".npy")
+    return suffix if suffix in known else ""
+
+
+def write_output(image: MedicalImage, out: Path) -> Path:
+    """:func:`medsr.io.write`, where a volume under a name without a format suffix is a
+    DICOM series folder even when the name holds a dot (``ct_sr-x2.5``, ``_sr-1.25mm-z``)."""
+    from medsr.io import write
+
+    if image.ndim == 3 and format_suffix(out) == "":
+        from medsr.io.dicom import write_dicom_series
+
+        return write_dicom_series(image, out)
+    return write(image, out)
 
 
 def run_files(
@@ -549,7 +623,7 @@ def run_files(
     """Upscale every input into ``output`` in its own format; returns the written paths.
 
     An existing file named by ``output`` is replaced only with ``overwrite``."""
-    from medsr.io import read, write
+    from medsr.io import read
 
     settings.check()
     output = Path(output)
@@ -565,11 +639,13 @@ def run_files(
             out = _keep_format(out, image, explicit=len(items) == 1 and out == output)
             if out.resolve() == item.path.resolve():
                 raise InputError(out, "is the input; refusing to overwrite it")
+            if out.exists() and not overwrite:
+                raise InputError(out, "already exists; refusing to replace it (add --overwrite)")
             result = upscale_image(image, runner, settings, progress=progress, log=log)
             fitted, note = fit_to_source(result.image)
             if note:
                 log(note)
-            path = write(fitted, out)
+            path = write_output(fitted, out)
             written.append(path)
             sp_in = " x ".join(f"{s:.4g}" for s in image.spacing_mm)
             sp_out = " x ".join(f"{s:.4g}" for s in result.image.spacing_mm)

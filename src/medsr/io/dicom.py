@@ -6,13 +6,18 @@ RGB, YBR and palette colour (ultrasound) to grey by luminance
 0.299 R + 0.587 G + 0.114 B, rounded to integers. Geometry comes from
 ImagePositionPatient/ImageOrientationPatient/PixelSpacing, from the enhanced
 functional groups, from ImagerPixelSpacing (radiographs) or from the
-ultrasound region calibration.
+ultrasound region calibration. Multi-frame slices keep their true positions,
+also when frames advance against the slice normal.
 
 Writing encodes pixels back to the stored representation (inverse rescale,
 MONOCHROME1 re-inverted, clipped to the stored range) as uncompressed
-Explicit VR Little Endian, with new SOP Instance and Series UIDs,
-ImageType DERIVED\\SECONDARY, and Rows/Columns/PixelSpacing/positions
-updated to the new grid. Patient and study are kept.
+Explicit VR Little Endian, with new SOP Instance and Series UIDs and the
+geometry of the new grid in the attributes the IOD has (PixelSpacing, or
+ImagerPixelSpacing, the functional groups, the ultrasound regions). Outputs are
+derived images that dciodvfy accepts as it accepts the input: ImageType
+DERIVED\\SECONDARY (enhanced IODs: DERIVED\\PRIMARY, FrameType to match), the
+derivation code 113085 "Spatial resampling" and a SourceImageSequence that
+references the input instance(s). Patient and study are kept.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from medsr.errors import InputError
@@ -406,6 +412,22 @@ def _affine_2d(ds: Dataset, frame: int = 0) -> tuple[np.ndarray, bool]:
     return affine, known
 
 
+def _frame_step(ds: Dataset) -> float:
+    """Signed distance in mm from frame 0 to frame 1 along the slice normal (row x column).
+
+    Frames may advance against the normal (eCT_Supplemental: normal -z, frames +z); the
+    sign keeps each frame at its true position. Without two positions: SpacingBetweenSlices,
+    else SliceThickness, else 1.
+    """
+    orient = _orientation(ds, 0)
+    p0, p1 = _position(ds, 0), _position(ds, 1)
+    if orient is not None and p0 is not None and p1 is not None:
+        step = float(np.dot(p1 - p0, np.cross(orient[0], orient[1])))
+        if abs(step) > 1e-6:
+            return step
+    return _slice_thickness(ds) or 1.0
+
+
 def read_dicom(
     path: str | Path,
     frame: int | None = None,
@@ -430,14 +452,11 @@ def read_dicom(
             pixels = pixels[frame]
             affine, known = _affine_2d(ds, frame)
         else:
-            p0, p1 = _position(ds, 0), _position(ds, 1)
-            normal = affine[:3, 2]
-            dz = abs(float(np.dot(p1 - p0, normal))) if p0 is not None and p1 is not None else 0.0
-            if dz <= 0:
-                dz = _slice_thickness(ds) or 1.0
-            affine[:3, 2] = normal * dz
+            affine[:3, 2] = affine[:3, 2] * _frame_step(ds)
     source = _source_info(ds, path, "dicom", [_strip_pixels(ds)], pixels)
     source.extra["notes"] = _geometry_notes(ds, path)
+    if pixels.ndim == 3:
+        source.extra["slice_spacing_mm"] = abs(float(np.linalg.norm(affine[:3, 2])))
     mod = Modality.parse(modality) if modality else Modality.from_dicom(ds.get("Modality"))
     return MedicalImage(pixels, affine=affine, modality=mod, source=source, spacing_known=known)
 
@@ -520,6 +539,7 @@ def read_dicom_series(
     affine, known = _affine_2d(datasets[0])
     affine[:3, 2] = affine[:3, 2] * dz
     source = _source_info(datasets[0], folder, "dicom-series", datasets, pixels)
+    source.extra["slice_spacing_mm"] = dz
     source.extra["notes"] = _geometry_notes(headers[int(order[0])][1], folder)
     mod = Modality.parse(modality) if modality else Modality.from_dicom(datasets[0].get("Modality"))
     return MedicalImage(pixels, affine=affine, modality=mod, source=source, spacing_known=known)
@@ -631,8 +651,15 @@ def encode_stored(
     }
 
 
-_COLOUR_ONLY = (
-    "PlanarConfiguration",
+#: Derived-image provenance codes (DICOM DCM scheme): CID 7203 "Image Derivation" and
+#: CID 7202 "Source Image Purposes of Reference".
+SPATIAL_RESAMPLING_CODE = ("113085", "DCM", "Spatial resampling")
+SOURCE_FOR_PROCESSING_CODE = ("121322", "DCM", "Source image for image processing operation")
+FULL_FIDELITY_CODE = "121327"
+
+#: Palette tables that describe colour pixels; a supplemental palette of a MONOCHROME
+#: image (Enhanced CT/MR "PixelPresentation COLOR") stays valid and is kept.
+_PALETTE = (
     "RedPaletteColorLookupTableDescriptor",
     "GreenPaletteColorLookupTableDescriptor",
     "BluePaletteColorLookupTableDescriptor",
@@ -643,8 +670,171 @@ _COLOUR_ONLY = (
     "SegmentedGreenPaletteColorLookupTableData",
     "SegmentedBluePaletteColorLookupTableData",
     "PaletteColorLookupTableUID",
-    "IconImageSequence",
 )
+
+#: The MR Pulse Sequence module (and bulk motion technique) of the enhanced MR IODs is
+#: conditional on ImageType value 1 ORIGINAL or MIXED: a DERIVED image must not carry it.
+_MR_ORIGINAL_ONLY = (
+    "PulseSequenceName",
+    "MRAcquisitionType",
+    "EchoPulseSequence",
+    "MultipleSpinEcho",
+    "MultiPlanarExcitation",
+    "PhaseContrast",
+    "VelocityEncodingAcquisitionSequence",
+    "TimeOfFlightContrast",
+    "ArterialSpinLabelingContrast",
+    "SteadyStatePulseSequence",
+    "EchoPlanarPulseSequence",
+    "SaturationRecovery",
+    "SpectrallySelectedSuppression",
+    "OversamplingPhase",
+    "GeometryOfKSpaceTraversal",
+    "RectilinearPhaseEncodeReordering",
+    "SegmentedKSpaceTraversal",
+    "CoverageOfKSpace",
+    "NumberOfKSpaceTrajectories",
+    "BulkMotionCompensationTechnique",
+)
+
+_PROVENANCE = ("DerivationDescription", "DerivationCodeSequence", "SourceImageSequence")
+
+
+def _is_enhanced(ds: Dataset) -> bool:
+    """An enhanced multi-frame IOD (functional groups; ImageType value 2 must stay PRIMARY)."""
+    if "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds:
+        return True
+    sop = ds.get("SOPClassUID")
+    return sop is not None and "Enhanced" in UID(str(sop)).name
+
+
+def _functional_groups(ds: Dataset) -> list[Dataset]:
+    """The shared item and every per-frame item."""
+    groups = list(ds.get("SharedFunctionalGroupsSequence") or [])
+    return groups + list(ds.get("PerFrameFunctionalGroupsSequence") or [])
+
+
+def _code(value: str, scheme: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue = value
+    item.CodingSchemeDesignator = scheme
+    item.CodeMeaning = meaning
+    return item
+
+
+def _source_reference(source: Dataset) -> Dataset | None:
+    """A SourceImageSequence item pointing at the instance the pixels were derived from."""
+    if not source.get("SOPClassUID") or not source.get("SOPInstanceUID"):
+        return None
+    item = Dataset()
+    item.ReferencedSOPClassUID = source.SOPClassUID
+    item.ReferencedSOPInstanceUID = source.SOPInstanceUID
+    item.PurposeOfReferenceCodeSequence = [_code(*SOURCE_FOR_PROCESSING_CODE)]
+    return item
+
+
+def _mark_derived(ds: Dataset, enhanced: bool) -> None:
+    """ImageType value 1 DERIVED: DERIVED\\SECONDARY for the classic IODs; for the enhanced
+    IODs value 2 is kept (PRIMARY is the only one they allow) and every FrameType agrees."""
+    image_type = [str(v) for v in ds.get("ImageType", [])]
+    if not enhanced:
+        ds.ImageType = ["DERIVED", "SECONDARY", *image_type[2:]]
+        return
+    second = image_type[1] if len(image_type) > 1 else "PRIMARY"
+    ds.ImageType = ["DERIVED", second, *image_type[2:]]
+    for group in _functional_groups(ds):
+        for element in group:
+            if element.keyword.endswith("FrameTypeSequence") and element.VR == "SQ":
+                for item in element.value:
+                    frame_type = [str(v) for v in item.get("FrameType", [])]
+                    if frame_type:
+                        item.FrameType = ["DERIVED", *frame_type[1:]]
+    if str(ds.get("Modality", "")).upper() == "MR":
+        for keyword in _MR_ORIGINAL_ONLY:
+            if keyword in ds:
+                del ds[keyword]
+
+
+def _record_provenance(
+    ds: Dataset, description: str, sources: Sequence[Dataset], enhanced: bool
+) -> None:
+    """Derivation code "Spatial resampling", a description and references to the sources.
+
+    The classic IODs carry them in the General Image module; the enhanced IODs only in the
+    Derivation Image functional group, placed in the shared group.
+    """
+    references = [ref for ref in (_source_reference(s) for s in sources) if ref is not None]
+    text = ("medsr: " + description)[:1024]
+    if not enhanced:
+        ds.DerivationDescription = text
+        # earlier steps (lossy compression) stay on record; "full fidelity" no longer holds
+        earlier = [
+            item
+            for item in ds.get("DerivationCodeSequence") or []
+            if item.get("CodeValue") not in (FULL_FIDELITY_CODE, SPATIAL_RESAMPLING_CODE[0])
+        ]
+        ds.DerivationCodeSequence = [*earlier, _code(*SPATIAL_RESAMPLING_CODE)]
+        if references:
+            ds.SourceImageSequence = references
+        elif "SourceImageSequence" in ds:
+            del ds["SourceImageSequence"]
+        return
+    for keyword in _PROVENANCE:
+        if keyword in ds:
+            del ds[keyword]
+    derivation = Dataset()
+    derivation.DerivationDescription = text
+    derivation.DerivationCodeSequence = [_code(*SPATIAL_RESAMPLING_CODE)]
+    derivation.SourceImageSequence = references
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if shared:
+        shared[0].DerivationImageSequence = [derivation]
+        for item in per_frame:
+            if "DerivationImageSequence" in item:
+                del item["DerivationImageSequence"]
+    elif per_frame:  # no shared group: in every frame's group
+        for item in per_frame:
+            item.DerivationImageSequence = [copy.deepcopy(derivation)]
+    else:  # no functional groups at all (a damaged file): nowhere the IOD allows
+        return
+    evidence = _evidence(sources)  # required with SourceImageSequence in the groups
+    if evidence and references:
+        ds.SourceImageEvidenceSequence = evidence
+
+
+def _evidence(sources: Sequence[Dataset]) -> list[Dataset]:
+    """SourceImageEvidenceSequence: the sources by study and series (hierarchical reference)."""
+    studies: dict[tuple[str, str], list[Dataset]] = {}
+    for source in sources:
+        reference = _source_reference(source)
+        if reference is None or not source.get("StudyInstanceUID"):
+            continue
+        del reference["PurposeOfReferenceCodeSequence"]
+        key = (str(source.StudyInstanceUID), str(source.get("SeriesInstanceUID", "")))
+        studies.setdefault(key, []).append(reference)
+    items = []
+    for (study_uid, series_uid), references in studies.items():
+        series = Dataset()
+        series.SeriesInstanceUID = series_uid
+        series.ReferencedSOPSequence = references
+        item = Dataset()
+        item.StudyInstanceUID = study_uid
+        item.ReferencedSeriesSequence = [series]
+        items.append(item)
+    return items
+
+
+def _drop_stale_padding(ds: Dataset) -> None:
+    """CT padding below -1024 HU is read (and so written) as -1024 HU: the stored padding
+    value no longer marks any pixel, so PixelPaddingValue and its range limit go."""
+    if str(ds.get("Modality", "")).upper() != "CT" or "PixelPaddingValue" not in ds:
+        return
+    slope, intercept = _rescale(ds)
+    if float(ds.PixelPaddingValue) * slope + intercept < CT_AIR_FLOOR_HU:
+        for keyword in ("PixelPaddingValue", "PixelPaddingRangeLimit"):
+            if keyword in ds:
+                del ds[keyword]
 
 
 def _derive_header(
@@ -653,10 +843,17 @@ def _derive_header(
     pixels: np.ndarray,
     series_uid: str,
     frame_index: int | None,
+    sources: Sequence[Dataset] = (),
 ) -> Dataset:
-    """Copy ``template`` and update identity, geometry and pixel module for ``pixels``."""
+    """Copy ``template`` and update identity, provenance, geometry and pixel module for
+    ``pixels``; ``sources`` are the input instances the pixels were derived from."""
     ds = copy.deepcopy(template) if template is not None else _fresh_dataset(image)
-    for keyword in _COLOUR_ONLY:
+    colour_source = image.source.photometric not in (None, "MONOCHROME1", "MONOCHROME2")
+    for keyword in (
+        *(_PALETTE if colour_source else ()),
+        "PlanarConfiguration",
+        "IconImageSequence",
+    ):
         if keyword in ds:
             del ds[keyword]
     overlay_tags = [elem.tag for elem in ds if 0x6000 <= elem.tag.group <= 0x60FF]
@@ -671,15 +868,16 @@ def _derive_header(
         slope, intercept = _rescale(ds)
         ds.RescaleSlope = _ds_number(slope)
         ds.RescaleIntercept = _ds_number(intercept)
+    _drop_stale_padding(ds)
 
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.SeriesInstanceUID = series_uid
-    image_type = [str(v) for v in ds.get("ImageType", [])]
-    ds.ImageType = ["DERIVED", "SECONDARY", *image_type[2:]]
+    enhanced = _is_enhanced(ds)
+    _mark_derived(ds, enhanced)
     description = "; ".join(image.history) or "processed by medsr"
-    ds.DerivationDescription = ("medsr: " + description)[:1024]
+    _record_provenance(ds, description, sources, enhanced)
     if "SeriesDescription" in ds:
         ds.SeriesDescription = (str(ds.SeriesDescription) + " medsr")[:64]
     else:
@@ -687,6 +885,57 @@ def _derive_header(
 
     _write_geometry(ds, image, template, frame_index)
     return ds
+
+
+def _scale_ultrasound_regions(
+    regions: Sequence[Dataset], scale_y: float, scale_x: float, rows: int, columns: int
+) -> None:
+    """Map each calibrated region onto the new grid, which covers the same field of view.
+
+    Old pixel edge e (continuous index) lands on new edge e * s; so an old region of pixels
+    [lo, hi] becomes [ceil(lo s - 1/2), ceil((hi + 1) s - 1/2) - 1], and an old reference
+    pixel centre r (relative to the region) lands at (lo + r + 1/2) s - 1/2 - lo'. The
+    reference pixel is an integer: its physical value is shifted by the rounding, so the
+    calibration stays exact.
+    """
+    for region in regions:
+        for axis, scale, size in (("X", scale_x, columns), ("Y", scale_y, rows)):
+            low_key, high_key = f"RegionLocationMin{axis}0", f"RegionLocationMax{axis}1"
+            old_low = int(region[low_key].value) if low_key in region else 0
+            new_low = max(0, math.ceil(old_low * scale - 0.5 - 1e-9))
+            if low_key in region:
+                region[low_key].value = new_low
+            if high_key in region:
+                old_high = int(region[high_key].value)
+                new_high = math.ceil((old_high + 1) * scale - 0.5 - 1e-9) - 1
+                region[high_key].value = min(size - 1, max(new_low, new_high))
+            delta_key = f"PhysicalDelta{axis}"
+            if delta_key in region:
+                region[delta_key].value = float(region[delta_key].value) / scale
+            ref_key = f"ReferencePixel{axis}0"
+            if ref_key in region:
+                exact = (old_low + int(region[ref_key].value) + 0.5) * scale - 0.5 - new_low
+                region[ref_key].value = round(exact)
+                value_key = f"ReferencePixelPhysicalValue{axis}"
+                if value_key in region and delta_key in region:
+                    shift = (round(exact) - exact) * float(region[delta_key].value)
+                    region[value_key].value = float(region[value_key].value) + shift
+
+
+def _set_slice_measures(item: Dataset, image: MedicalImage) -> None:
+    """SpacingBetweenSlices (and SliceThickness when the slice spacing changed) of a volume.
+
+    A through-plane output holds contiguous slices at the new spacing: both attributes
+    say so. An in-plane output keeps the acquired SliceThickness.
+    """
+    if image.ndim != 3:
+        return
+    dz = image.spacing_mm[0]
+    if "SpacingBetweenSlices" in item:
+        item.SpacingBetweenSlices = _ds_number(dz)
+    old_dz = image.source.extra.get("slice_spacing_mm")
+    if old_dz and abs(dz - float(old_dz)) > 1e-4 * float(old_dz) and "SliceThickness" in item:
+        item.SliceThickness = _ds_number(dz)
 
 
 def _write_geometry(
@@ -698,9 +947,13 @@ def _write_geometry(
     scale_y = old_spacing[0] / dy if old_spacing else 1.0
     scale_x = old_spacing[1] / dx if old_spacing else 1.0
 
+    # PixelSpacing only where the IOD has it: not for enhanced (functional groups),
+    # radiographs (ImagerPixelSpacing) or ultrasound (region calibration).
     template_has_spacing = template is not None and _valid_pair(template.get("PixelSpacing"))
-    if image.spacing_known and (template_has_spacing or not ds.get("ImagerPixelSpacing")):
+    if image.spacing_known and (template_has_spacing or template is None):
         ds.PixelSpacing = [_ds_number(dy), _ds_number(dx)]
+    elif "PixelSpacing" in ds and not template_has_spacing:
+        del ds["PixelSpacing"]  # unusable in the input (0\\0, NaN, one value): not carried on
     if ds.get("ImagerPixelSpacing") and old_spacing:
         ips = ds.ImagerPixelSpacing
         ds.ImagerPixelSpacing = [
@@ -708,22 +961,11 @@ def _write_geometry(
             _ds_number(float(ips[1]) / scale_x),
         ]
     regions = ds.get("SequenceOfUltrasoundRegions")
-    if regions and old_spacing:
-        for region in regions:
-            if "PhysicalDeltaX" in region:
-                region.PhysicalDeltaX = float(region.PhysicalDeltaX) / scale_x
-                region.PhysicalDeltaY = float(region.PhysicalDeltaY) / scale_y
-            for key, factor in (
-                ("RegionLocationMinX0", scale_x),
-                ("RegionLocationMaxX1", scale_x),
-                ("RegionLocationMinY0", scale_y),
-                ("RegionLocationMaxY1", scale_y),
-            ):
-                if key in region:
-                    region[key].value = round(int(region[key].value) * factor)
-            for key, factor in (("ReferencePixelX0", scale_x), ("ReferencePixelY0", scale_y)):
-                if key in region:
-                    region[key].value = round(int(region[key].value) * factor)
+    if regions and template is not None and template.get("Rows") and template.get("Columns"):
+        rows, columns = image.shape[-2:]
+        _scale_ultrasound_regions(
+            regions, rows / int(template.Rows), columns / int(template.Columns), rows, columns
+        )
 
     has_position = template is None or _position(template) is not None
     slice_offset = float(frame_index or 0)
@@ -734,16 +976,14 @@ def _write_geometry(
         ds.ImageOrientationPatient = [_ds_number(v) for v in (*direction[:, 0], *direction[:, 1])]
         if "SliceLocation" in ds:
             ds.SliceLocation = _ds_number(float(np.dot(origin, direction[:, 2])))
-    if image.ndim == 3 and "SpacingBetweenSlices" in ds:
-        ds.SpacingBetweenSlices = _ds_number(image.spacing_mm[0])
+    _set_slice_measures(ds, image)
 
     shared = ds.get("SharedFunctionalGroupsSequence")
     if shared:
         measures = shared[0].get("PixelMeasuresSequence")
         if measures:
             measures[0].PixelSpacing = [_ds_number(dy), _ds_number(dx)]
-            if image.ndim == 3 and "SpacingBetweenSlices" in measures[0]:
-                measures[0].SpacingBetweenSlices = _ds_number(image.spacing_mm[0])
+            _set_slice_measures(measures[0], image)
 
 
 def _fix_frames(ds: Dataset, image: MedicalImage) -> None:
@@ -753,20 +993,48 @@ def _fix_frames(ds: Dataset, image: MedicalImage) -> None:
         return
     frames = image.shape[0] if image.ndim == 3 else 1
     items = list(per_frame)
+    old_count = len(items)
     while len(items) < frames:
         items.append(copy.deepcopy(items[-1]))
     items = items[:frames]
+    if frames != old_count:
+        _renumber_stack(ds, items)
     for index, item in enumerate(items):
         measures = item.get("PixelMeasuresSequence")
         if measures:
             dy, dx = image.spacing_mm[-2:]
             measures[0].PixelSpacing = [_ds_number(dy), _ds_number(dx)]
+            _set_slice_measures(measures[0], image)
         position = item.get("PlanePositionSequence")
         if position:
             origin = image.affine[:3, :3] @ np.array([0.0, 0.0, float(index)]) + image.affine[:3, 3]
             position[0].ImagePositionPatient = [_ds_number(v) for v in origin]
     ds.PerFrameFunctionalGroupsSequence = items
     ds.NumberOfFrames = frames
+
+
+def _renumber_stack(ds: Dataset, items: list[Dataset]) -> None:
+    """In-Stack Position Numbers (and the dimension index that points at them) for a new
+    frame count, running the same way along the frames as the input's did."""
+    contents = [item.FrameContentSequence[0] for item in items if item.get("FrameContentSequence")]
+    if len(contents) != len(items) or "InStackPositionNumber" not in contents[0]:
+        return
+    descending = int(contents[0].InStackPositionNumber) > int(contents[-1].InStackPositionNumber)
+    pointers = [
+        int(d.get("DimensionIndexPointer", 0)) for d in ds.get("DimensionIndexSequence", [])
+    ]
+    in_stack = 0x00209057
+    for index, content in enumerate(contents):
+        number = len(contents) - index if descending else index + 1
+        content.InStackPositionNumber = number
+        raw = content.get("DimensionIndexValues")
+        if raw is None:
+            continue
+        values = [int(v) for v in (raw if isinstance(raw, list | MultiValue) else [raw])]
+        for position, pointer in enumerate(pointers):
+            if pointer == in_stack and position < len(values):
+                values[position] = number
+        content.DimensionIndexValues = values
 
 
 def _template(image: MedicalImage, index: int = 0) -> Dataset | None:
@@ -776,11 +1044,38 @@ def _template(image: MedicalImage, index: int = 0) -> Dataset | None:
     return datasets[index] if index < len(datasets) else datasets[0]
 
 
+def _slice_sources(image: MedicalImage, index: int) -> list[Dataset]:
+    """The input instances slice ``index`` of a series output was derived from.
+
+    One per slice when the slice count is kept; after a through-plane upscale, the input
+    slices on either side of the new slice's position along the normal.
+    """
+    datasets: Sequence[Dataset] = image.source.datasets
+    if len(datasets) == image.shape[0] or len(datasets) <= 1:
+        return [datasets[index if len(datasets) > 1 else 0]] if datasets else []
+    normal = image.direction[:, 2]
+    here = float(
+        np.dot(image.affine[:3, :3] @ np.array([0.0, 0.0, index]) + image.affine[:3, 3], normal)
+    )
+    keyed = sorted(
+        (float(np.dot(position, normal)), i)
+        for i, position in enumerate(_position(ds) for ds in datasets)
+        if position is not None
+    )
+    if not keyed:
+        return [datasets[0]]
+    tolerance = 1e-4
+    below = [i for key, i in keyed if key <= here + tolerance]
+    above = [i for key, i in keyed if key >= here - tolerance]
+    chosen = sorted({*below[-1:], *above[:1]})
+    return [datasets[i] for i in chosen]
+
+
 def write_dicom(image: MedicalImage, path: str | Path, **_: Any) -> Path:
     """One derived DICOM file: (H, W), or multi-frame for a (D, H, W) volume."""
     path = Path(path)
     template = _template(image)
-    ds = _derive_header(image, template, image.pixels, generate_uid(), None)
+    ds = _derive_header(image, template, image.pixels, generate_uid(), None, image.source.datasets)
     if image.ndim == 3 or ("NumberOfFrames" in ds and "PerFrameFunctionalGroupsSequence" in ds):
         _fix_frames(ds, image)
     with atomic_path(path) as tmp:
@@ -800,7 +1095,8 @@ def write_dicom_series(image: MedicalImage, folder: str | Path, **_: Any) -> Pat
             template = _template(image, index if same_count else 0)
             if template is not None and "PerFrameFunctionalGroupsSequence" in template:
                 template = None  # enhanced multi-frame headers do not describe one slice
-            ds = _derive_header(image, template, image.pixels[index], series_uid, index)
+            sources = _slice_sources(image, index)
+            ds = _derive_header(image, template, image.pixels[index], series_uid, index, sources)
             ds.InstanceNumber = index + 1
             if "NumberOfFrames" in ds:
                 del ds["NumberOfFrames"]
