@@ -10,6 +10,11 @@ those of :func:`medsr.degrade.resize.imresize`). It is the closed-form limit of
 iterative back-projection: the smallest change to SR that satisfies the
 constraint, ``SR + P_y (LR - D_y SR D_x^T) P_x^T`` with
 ``P = D^T (D D^T)^-1``.
+
+For adversarially trained models (zoo ``kind: gan``) the projection is the default
+(:func:`wants_data_consistency`): a GAN may invent texture above the input's band, but
+after the projection the band the input determines, its mean level included, is the
+input's own, so grey levels and HU cannot drift.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from medsr.degrade.resize import resize_weights
 
@@ -52,6 +57,34 @@ def resize_kernel_of(config: dict[str, Any] | str | None) -> str | None:
     if extra:
         return None
     return RESIZE_DEGRADATIONS.get(str(config.get("kernel", "")), RESIZE_DEGRADATIONS[name])
+
+
+#: The ``kind`` a zoo manifest entry (or a model's ``medsr_kind`` tag) gives GAN-trained models.
+ADVERSARIAL_KIND = "gan"
+
+
+def model_kind(model: nn.Module) -> str | None:
+    """How a loaded model was trained, ``gan`` or ``psnr``: its ``medsr_kind`` tag, else the
+    ``kind`` of its zoo manifest entry; None when neither says."""
+    kind = getattr(model, "medsr_kind", None)
+    zoo_name = getattr(model, "medsr_zoo_name", None)
+    if kind is None and zoo_name:
+        from medsr.infer.weights import zoo_models
+
+        kind = zoo_models().get(str(zoo_name), {}).get("kind")
+    return str(kind).strip().lower() if kind is not None else None
+
+
+def wants_data_consistency(model: nn.Module, requested: bool | None) -> bool:
+    """Whether to apply the data-consistency projection: the user's choice when given;
+    otherwise on for adversarially trained models whose training degradation is a plain
+    resize (so the projection inverts the right operator), off for the rest, whose pixel
+    losses already keep the output close to re-degrading to the input."""
+    if requested is not None:
+        return bool(requested)
+    if model_kind(model) != ADVERSARIAL_KIND:
+        return False
+    return resize_kernel_of(getattr(model, "medsr_degradation", None)) is not None
 
 
 @lru_cache(maxsize=8)
