@@ -564,9 +564,9 @@ def run_evaluation(
             with np.errstate(invalid="ignore"):
                 r.gain[metric] = float(np.mean(diffs)) if diffs else math.nan
     config = deg.config()
-    reference = "HR image"
+    scored_against = "HR image"
     if getattr(deg, "replaces_target", False):
-        reference = f"the {degradation} target (for ct-sparse-view the full-view FBP)"
+        scored_against = f"the {degradation} target (for ct-sparse-view the full-view FBP)"
     return EvalResult(
         scale=(sr_scale[0], sr_scale[1]),
         degradation=degradation,
@@ -575,7 +575,7 @@ def run_evaluation(
         shave=shave,
         models=results,
         visuals=visuals,
-        reference=reference,
+        reference=scored_against,
     )
 
 
