@@ -124,6 +124,7 @@ KINDS = {
     "mr": ("MR-SIEMENS-DICOM-WithOverlays.dcm", (150, 150, 128)),
     "cr": ("RG3_UNCR.dcm", (700, 700, 256)),
     "us-rgb": ("US1_UNCR.dcm", None),
+    "us-rgb-bad-uid-root": ("color-px.dcm", None),  # 999.* UIDs: never referenced
     "us-palette": ("OBXXXX1A.dcm", None),
     "enhanced-ct": ("eCT_Supplemental.dcm", None),
     "enhanced-mr": ("emri_small.dcm", None),

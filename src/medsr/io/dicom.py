@@ -722,10 +722,18 @@ def _code(value: str, scheme: str, meaning: str) -> Dataset:
     return item
 
 
+def _valid_uid(value: Any) -> bool:
+    """A well-formed UID under one of the three roots (0, 1, 2) UIDs may start with."""
+    if not value:
+        return False
+    uid = UID(str(value))
+    return uid.is_valid and uid.split(".")[0] in ("0", "1", "2")
+
+
 def _source_reference(source: Dataset) -> Dataset | None:
     """A SourceImageSequence item pointing at the instance the pixels were derived from."""
-    if not source.get("SOPClassUID") or not source.get("SOPInstanceUID"):
-        return None
+    if not source.get("SOPClassUID") or not _valid_uid(source.get("SOPInstanceUID")):
+        return None  # a reference that is not a UID would only carry the input's error on
     item = Dataset()
     item.ReferencedSOPClassUID = source.SOPClassUID
     item.ReferencedSOPInstanceUID = source.SOPInstanceUID
