@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # Train the model zoo and ship its weights: for each model (all of them, or the names given),
-#   medsr train configs/zoo/<name>.yaml --out runs/zoo/<name>
-# then copy runs/zoo/<name>/best_ema.safetensors to src/medsr/zoo/<name>.safetensors and write
-# its manifest entry (file, SHA-256, architecture, build config, scale, degradation, card)
-# with the run's iterations, wall time and hardware. Afterwards regenerate the cards:
+#   medsr train configs/zoo/<name>.yaml --out runs/zoo/<name> --resume auto
+# (on the training corpus: build it first with `medsr corpus build corpus`), then copy
+# runs/zoo/<name>/best_ema.safetensors (the EMA weights chosen on the corpus's val role) to
+# src/medsr/zoo/<name>.safetensors and write its manifest entry (file, SHA-256, architecture,
+# build config, scale, degradation, card) with the run's iterations, wall time, hardware and
+# learning curve. A run resumes where it stopped (runs/zoo/<name>/checkpoints/last.pt, a few
+# MB: carry the runs/zoo/<name> folder to another machine to go on there). Afterwards
+# regenerate the cards, which apply the shipping rule:
 #   python scripts/make_zoo_cards.py
 #
-# Usage: scripts/train_zoo.sh [NAME...]        (env: MEDSR_ZOO_DIR, RUNS=runs/zoo, DEVICE=auto)
-#        scripts/train_zoo.sh --export NAME... (ship an already finished run, no training)
+# Usage: scripts/train_zoo.sh [NAME...]        (env: CORPUS=corpus, MEDSR_ZOO_DIR,
+#                                               RUNS=runs/zoo, DEVICE=auto, STOP_AFTER=N)
+#        scripts/train_zoo.sh --export NAME... (ship the best weights of a run so far, no training)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 RUNS="${RUNS:-runs/zoo}"
+CORPUS="${CORPUS:-corpus}"
 DEVICE="${DEVICE:-auto}"
 ZOO="${MEDSR_ZOO_DIR:-src/medsr/zoo}"
 ALL=(srresnet-x2 srresnet-x4 miassr swift-srgan-x4 blimsr-lite-x4 sisr-us-lateral-x4 sisr-ct-sparse-view)
@@ -30,7 +36,9 @@ for name in "${names[@]}"; do
     [[ -f "$config" ]] || { echo "train_zoo: no config $config" >&2; exit 2; }
     if [[ $train -eq 1 ]]; then
         echo "== training $name ($config) ==" >&2
-        medsr train "$config" --out "$RUNS/$name" --device "$DEVICE" --no-progress
+        [[ -f "$CORPUS/manifest.csv" ]] || { echo "train_zoo: no corpus at $CORPUS (medsr corpus build $CORPUS)" >&2; exit 2; }
+        medsr train "$config" --out "$RUNS/$name" --device "$DEVICE" --no-progress \
+            --resume auto --set "data.root=$CORPUS" ${STOP_AFTER:+--stop-after "$STOP_AFTER"}
     fi
     python - "$name" "$config" "$RUNS/$name" "$ZOO" <<'PY'
 """Copy a run's best EMA weights into the zoo and write its manifest entry (file-locked)."""
@@ -54,10 +62,12 @@ from medsr.train.config import load_config
 
 name, config_path, run_dir, zoo = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
 weights = run_dir / "best_ema.safetensors"
-summary_path = run_dir / "summary.json"
-if not weights.is_file() or not summary_path.is_file():
-    sys.exit(f"train_zoo: {run_dir} has no finished run (best_ema.safetensors, summary.json)")
-summary = json.loads(summary_path.read_text())
+progress_path = run_dir / "progress.json"
+if not weights.is_file() or not progress_path.is_file():
+    sys.exit(f"train_zoo: {run_dir} has no run to ship (best_ema.safetensors, progress.json)")
+summary = json.loads(progress_path.read_text())
+curve_path = run_dir / "curve.jsonl"
+curve = [json.loads(line) for line in curve_path.read_text().splitlines()] if curve_path.is_file() else []
 cfg = load_config(config_path)
 model = load_generator(weights)
 zoo.mkdir(parents=True, exist_ok=True)
@@ -85,13 +95,22 @@ entry = {
         "best_iteration": int(summary["best_iteration"]),
         "seconds": round(float(summary["seconds"]), 1),
         "device": summary["device"],
-        "cpu_threads": torch.get_num_threads(),
+        "cpu_threads": int(summary.get("cpu_threads", torch.get_num_threads())),
         "cpu_count": os.cpu_count(),
         "processor": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "train_slices": int(summary["train_slices"]),
+        "val_slices": int(summary.get("val_slices", 0)),
+        "data": (
+            f"train role of the training corpus ({cfg['data']['layout']} layout, options "
+            f"{json.dumps(cfg['data']['options'])}), checkpoints chosen on its val role; "
+            "the test role is never seen"
+        ),
         "parameters": sum(p.numel() for p in model.parameters()),
+        "curve": curve,
     },
+    # Until scripts/make_zoo_cards.py applies the shipping rule, a new model is experimental.
+    "status": "experimental",
 }
 manifest = zoo / "manifest.json"
 lock_path = Path(tempfile.gettempdir()) / f"medsr-zoo-{hashlib.sha1(str(zoo.resolve()).encode()).hexdigest()[:12]}.lock"

@@ -352,7 +352,7 @@ def _photo(path: Path) -> np.ndarray:
         scale = PHOTO_MAX_SIDE / max(grey.size)
         if scale < 1:
             size = (round(grey.width * scale), round(grey.height * scale))
-            grey = grey.resize(size, Image.BOX)
+            grey = grey.resize(size, Image.Resampling.BOX)
         return np.asarray(grey)
 
 
@@ -360,8 +360,8 @@ def _mosaic(pixels: np.ndarray, grid: tuple[int, int], slices: int | None) -> np
     """Cut a Siemens mosaic (rows x cols tiles, row-major) into (slices, h, w)."""
     rows, cols = grid
     h, w = pixels.shape[0] // rows, pixels.shape[1] // cols
-    tiles = pixels[: rows * h, : cols * w].reshape(rows, h, cols, w).transpose(0, 2, 1, 3)
-    tiles = tiles.reshape(rows * cols, h, w)
+    grid4 = pixels[: rows * h, : cols * w].reshape(rows, h, cols, w).transpose(0, 2, 1, 3)
+    tiles = grid4.reshape(rows * cols, h, w)
     return tiles[: slices or rows * cols]
 
 

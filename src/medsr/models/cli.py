@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,45 @@ def run(args: argparse.Namespace) -> int:
         )
         for r in rows
     ]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
-    for line in (header, *table):
-        print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip())
+    _print_table(header, table)
+    zoo = zoo_rows()
+    if zoo:
+        print()
+        print("zoo models (weights shipped; experimental ones are never a default):")
+        _print_table(("zoo name", "architecture", "scale", "status", "default for"), zoo)
     return 0
+
+
+def _print_table(header: Sequence[str], table: Sequence[Sequence[Any]]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
+    for line in (tuple(header), *table):
+        print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip())
+
+
+def zoo_rows() -> list[tuple[str, str, str, str, str]]:
+    """One row per zoo model: name, architecture, scale, status and the scales it is
+    the default for (see :mod:`medsr.infer.zoo`)."""
+    from medsr.infer.weights import zoo_models as manifest_models
+    from medsr.infer.zoo import manifest_defaults, zoo_status
+
+    defaults = manifest_defaults()
+    rows = []
+    for name, entry in manifest_models().items():
+        scale = entry.get("scale")
+        if scale is None:
+            scale_text = "any in (1, 4]"
+        elif len(set(scale)) == 1:
+            scale_text = f"x{scale[0]:g}"
+        else:
+            scale_text = "x(" + ", ".join(f"{s:g}" for s in scale) + ")"
+        status = zoo_status(name) or "?"
+        default_for = [
+            (f"x{k}" if k.isdigit() else k)
+            for k, v in defaults.items()
+            if v == name and status == "shipped"
+        ]
+        flag = status.upper() if status != "shipped" else status
+        rows.append(
+            (name, str(entry["architecture"]), scale_text, flag, ", ".join(default_for) or "-")
+        )
+    return rows
