@@ -348,6 +348,9 @@ class Trainer:
         self.best_psnr = -math.inf
         self.best_ssim = -math.inf
         self.best_iteration = -1
+        #: Training wall time over every sitting of this run (resumes included).
+        self.seconds_before = 0.0
+        self._wall_start: float | None = None
         self.last_metrics: dict[str, float] = {}
         self.timings = Timings()
         self._seed_everything(self.seed)
@@ -692,6 +695,7 @@ class Trainer:
             "scaler_d": self.scaler_d.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "ema_updates": self.ema.updates if self.ema is not None else 0,
+            "seconds": self.total_seconds(),
             "best": {
                 "psnr": self.best_psnr,
                 "ssim": self.best_ssim,
@@ -720,8 +724,34 @@ class Trainer:
         path = path or self.checkpoint_path
         if self.ctx.is_main:
             _atomic_save(self.state_dict(), path)
+            if path == self.checkpoint_path:
+                self._write_progress()
         self.ctx.barrier()
         return path if self.ctx.is_main else None
+
+    def total_seconds(self) -> float:
+        """Training wall time of this run so far, over all sittings."""
+        now = time.perf_counter()
+        return self.seconds_before + (now - self._wall_start if self._wall_start else 0.0)
+
+    def _write_progress(self) -> None:
+        """``progress.json`` beside the checkpoint: where a stopped or running run stands."""
+        progress = {
+            "name": self.cfg["name"],
+            "iterations": self.iteration,
+            "total_iterations": self.total,
+            "seconds": round(self.total_seconds(), 1),
+            "best_iteration": self.best_iteration,
+            "best_val_psnr": self.best_psnr if math.isfinite(self.best_psnr) else None,
+            "best_val_ssim": self.best_ssim if math.isfinite(self.best_ssim) else None,
+            "train_slices": len(self.train_data),
+            "val_slices": len(self.val_data),
+            "device": str(self.device),
+            "cpu_threads": torch.get_num_threads(),
+        }
+        tmp = self.out_dir / ".progress.json.tmp"
+        tmp.write_text(json.dumps(progress, indent=2))
+        os.replace(tmp, self.out_dir / "progress.json")
 
     def load_checkpoint(self, path: Path) -> None:
         try:
@@ -745,7 +775,7 @@ class Trainer:
         if self.ema is not None and state["ema"] is not None:
             # Checkpoints from before the warm-up count their iterations as updates.
             self.ema.load_state_dict(
-                state["ema"], int(state.get("ema_updates", state["iteration"]))
+                state["ema"], int(state.get("ema_updates") or state["iteration"])
             )
         if self.discriminator is not None:
             if "discriminator" not in state:
@@ -757,6 +787,7 @@ class Trainer:
         self.iteration = int(state["iteration"])
         self.best_psnr = float(state["best"]["psnr"])
         self.best_ssim = float(state["best"].get("ssim", -math.inf))
+        self.seconds_before = float(state.get("seconds", 0.0))
         self.best_iteration = int(state["best"]["iteration"])
         rng = state["rng"]
         random.setstate(rng["python"])
@@ -943,6 +974,7 @@ class Trainer:
         if self.discriminator is not None:
             self.discriminator.train()
         start_wall = time.perf_counter()
+        self._wall_start = start_wall
         start_iteration = self.iteration
         try:
             while self.iteration < last:
@@ -983,6 +1015,8 @@ class Trainer:
             sync_buffers(self.discriminator, self.ctx)
         elapsed = time.perf_counter() - start_wall
         summary = self._summary(elapsed, self.iteration - start_iteration)
+        summary["total_seconds"] = self.total_seconds()
+        self.seconds_before, self._wall_start = self.total_seconds(), None
         if self.ctx.is_main:
             (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
             if self.writer is not None:
