@@ -566,7 +566,11 @@ def run_evaluation(
     config = deg.config()
     scored_against = "HR image"
     if getattr(deg, "replaces_target", False):
-        scored_against = f"the {degradation} target (for ct-sparse-view the full-view FBP)"
+        scored_against = (
+            "the full-view FBP (ct-sparse-view's target)"
+            if deg.name == "ct-sparse-view"
+            else f"the {degradation} degradation's target"
+        )
     return EvalResult(
         scale=(sr_scale[0], sr_scale[1]),
         degradation=degradation,
