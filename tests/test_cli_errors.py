@@ -389,3 +389,13 @@ def test_app_pixel_bound_applies_before_decoding(ct: Path, monkeypatch: pytest.M
     monkeypatch.setattr(logic, "APP_MAX_PLANE_PIXELS", 1024)
     assert logic.read_upload("ct.dcm", ct.read_bytes()).shape == (32, 32)
     assert main(["info", str(ct)]) == 0  # the app's bound is its own
+
+
+def test_degrade_scale_beyond_the_image(
+    ct: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["degrade", str(ct), "-o", str(tmp_path / "lr"), "--scale"]
+    code, err = _run(capsys, *argv, "1e9")
+    _one_line(code, err, str(ct), "scale 1e+09 leaves less than one pixel of its 32 x 32 pixels")
+    code, err = _run(capsys, *argv, "nan")
+    _one_line(code, err, "scale must be finite")

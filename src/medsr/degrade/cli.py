@@ -220,6 +220,14 @@ def run_degrade(args: argparse.Namespace) -> int:
         image = read(path)
         if thick and image.ndim != 3:
             raise InputError(path, "thick-slice needs a volume (D, H, W); this image is 2-D")
+        axes = image.shape[:1] if thick else image.shape[-2:]
+        factors = degradation.scale[:1] if thick else degradation.scale
+        if any(size / factor < 1 for size, factor in zip(axes, factors)):
+            raise InputError(
+                path,
+                f"scale {_scale_label(degradation.scale)} leaves less than one pixel of its "
+                f"{' x '.join(map(str, image.shape))} pixels",
+            )
         if args.pairs and not thick:
             image = _crop_for_pairs(image, degradation.scale)
         norm = image.normalization(window=args.window)
