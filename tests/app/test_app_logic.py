@@ -364,8 +364,17 @@ def test_download_png_and_nifti_and_series(tmp_path: Path) -> None:
 
 
 def test_available_models_lists_the_baselines() -> None:
+    from medsr.infer.zoo import zoo_status
+
     names = logic.available_models()
-    assert names[-4:] == list(logic.BASELINES)
+    baselines = [n for n in names if n in logic.BASELINES]
+    assert baselines == list(logic.BASELINES)
+    after = names[names.index(baselines[-1]) + 1 :]
+    assert all(zoo_status(n) == "experimental" for n in after)  # experimental ones last
+    assert names[0] == logic.default_model()
+    for name in after:
+        assert "experimental" in logic.model_label(name)
+    assert logic.model_label("bicubic") == "bicubic"
     choice = logic.describe_model(logic.load_model("bicubic"))
     assert choice.arbitrary_scale and choice.is_baseline
     assert "bicubic" in choice.summary

@@ -36,8 +36,13 @@ def tiny_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         "architecture": "srresnet",
         "config": model.config,
         "description": "tiny test SRResNet",
+        "status": "shipped",
     }
-    (tmp_path / "manifest.json").write_text(json.dumps({"models": {"tiny-srresnet-x2": entry}}))
+    manifest = {
+        "models": {"tiny-srresnet-x2": entry},
+        "defaults": {"2": "tiny-srresnet-x2", "default": "tiny-srresnet-x2"},
+    }
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     monkeypatch.setenv(ZOO_ENV, str(tmp_path))
     st.cache_resource.clear()  # models are cached by name; this zoo reuses one
     yield "tiny-srresnet-x2"

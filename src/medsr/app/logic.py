@@ -112,9 +112,32 @@ def zoo_names() -> list[str]:
 
 
 def available_models() -> list[str]:
-    """Zoo models first (they need weights shipped in the package), then the baselines."""
+    """The zoo's default first, the other shipped zoo models, the baselines, and last the
+    experimental zoo models (worse than their reference on some modality: never a default)."""
+    from medsr.infer.zoo import SHIPPED, zoo_status
+
     zoo = [n for n in zoo_names() if n not in BASELINES]
-    return [*zoo, *BASELINES]
+    shipped = [n for n in zoo if zoo_status(n) == SHIPPED]
+    experimental = [n for n in zoo if n not in shipped]
+    first = default_model()
+    ordered = [first] if first in shipped else []
+    return [*ordered, *(n for n in shipped if n != first), *BASELINES, *experimental]
+
+
+def default_model() -> str:
+    """The model the app opens with: the zoo's shipped default (else bicubic)."""
+    from medsr.infer.zoo import default_model as zoo_default
+
+    return zoo_default(None)
+
+
+def model_label(name: str) -> str:
+    """How the model list shows a name: experimental zoo models are flagged."""
+    from medsr.infer.zoo import EXPERIMENTAL, zoo_status
+
+    if zoo_status(name) == EXPERIMENTAL:
+        return f"{name} (experimental: worse than its reference on some modality)"
+    return name
 
 
 def load_model(name: str) -> nn.Module:

@@ -143,9 +143,13 @@ def choose_model() -> tuple[Any, logic.ModelChoice, logic.ScalePair] | None:
     """The model and scale; None (with the reason shown) when the model cannot be loaded."""
     st.sidebar.header("2 · Model")
     names = logic.available_models()
-    wanted = query("model", names[0])
+    wanted = query("model", logic.default_model())
     name = st.sidebar.selectbox(
-        "Model", names, index=names.index(wanted) if wanted in names else 0, key="model"
+        "Model",
+        names,
+        index=names.index(wanted) if wanted in names else 0,
+        key="model",
+        format_func=logic.model_label,
     )
     try:
         model = load_model(name)

@@ -67,7 +67,7 @@ def load_model(
 
 def upscale(
     image_or_path: MedicalImage | str | Path,
-    model: nn.Module | str | Path,
+    model: nn.Module | str | Path | None = None,
     scale: float | tuple[float, float] | None = None,
     spacing: float | None = None,
     tile: int | None = None,
@@ -86,7 +86,9 @@ def upscale(
     ``scale`` is per axis ``(sy, sx)`` or one number (the slice axis for
     ``plane="through"``); ``spacing`` asks for that output spacing in mm
     instead. ``tile``/``overlap`` in LR pixels (default: tiles only for large
-    images). ``model`` is an ``nn.Module`` or anything :func:`load_model` takes.
+    images). ``model`` is an ``nn.Module`` or anything :func:`load_model` takes; None
+    takes the zoo's default for the scale (:func:`medsr.infer.zoo.default_model`, a
+    shipped model, else bicubic).
     What was done (resampling, fidelity figures) is appended to the result's
     ``history``; :func:`medsr.infer.pipeline.upscale_image` also returns the
     residual map.
@@ -94,6 +96,10 @@ def upscale(
     from medsr.io import read
 
     image = image_or_path if isinstance(image_or_path, MedicalImage) else read(image_or_path)
+    if model is None:
+        from medsr.infer.zoo import default_model_for
+
+        model = default_model_for(scale, spacing)
     module = model if isinstance(model, nn.Module) else load_model(model)
     settings = UpscaleSettings(
         scale=scale,
