@@ -15,6 +15,7 @@ then hides it completely).
     python benchmarks/train.py                      # CPU: published models, batch 4, 64 px
     python benchmarks/train.py --device cuda        # GPU: published batch and patch sizes
     python benchmarks/train.py --configs miassr-mr-arbitrary --iterations 20 --amp
+    python benchmarks/train.py --zoo                # every zoo config, as it trains
 """
 
 from __future__ import annotations
@@ -49,7 +50,27 @@ MODALITY = {
 }
 
 
+ZOO = tuple(sorted(p.stem for p in (CONFIGS / "zoo").glob("*.yaml")))
+
+
+def bench_zoo(name: str, args: argparse.Namespace, device: str) -> dict[str, Any]:
+    """A zoo config as it trains: its own batch and patch, on the corpus when built."""
+    cfg = load_config(CONFIGS / "zoo" / f"{name}.yaml")
+    if cfg["data"]["layout"] == "corpus":
+        if (Path(args.corpus) / "manifest.csv").is_file():
+            cfg["data"]["root"] = str(args.corpus)
+        else:  # no corpus here: the bundled samples stand in (same shapes, same speed)
+            cfg["data"].update(layout="samples", root=None, val_options=None, val_fraction=0.0)
+            options = {"role": "train"}
+            if "modality" in cfg["data"]["options"]:
+                options["modality"] = cfg["data"]["options"]["modality"]
+            cfg["data"]["options"] = options
+    return _bench(cfg, f"zoo/{name}", args, device)
+
+
 def bench_config(method: str, args: argparse.Namespace, device: str) -> dict[str, Any]:
+    if method.startswith("zoo/"):
+        return bench_zoo(method.removeprefix("zoo/"), args, device)
     cfg = load_config(CONFIGS / f"{method}.yaml")
     data = cfg["data"]
     data["layout"] = "samples"
@@ -68,6 +89,12 @@ def bench_config(method: str, args: argparse.Namespace, device: str) -> dict[str
         data["patch_size"] = 64
     if device == "cpu" and not args.batch:
         data["batch_size"] = 4
+    return _bench(cfg, method, args, device)
+
+
+def _bench(
+    cfg: dict[str, Any], method: str, args: argparse.Namespace, device: str
+) -> dict[str, Any]:
     cfg["loss"]["allow_random_init"] = True
     cfg["amp"]["enabled"] = bool(args.amp) or (cfg["amp"]["enabled"] and device == "cuda")
     cfg["validation"]["every"] = 0
@@ -121,7 +148,16 @@ def bench_config(method: str, args: argparse.Namespace, device: str) -> dict[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="*", default=list(METHODS))
+    parser.add_argument(
+        "--configs",
+        nargs="*",
+        default=None,
+        help="published configs, or zoo/<name> for a zoo config (default: the published ones)",
+    )
+    parser.add_argument(
+        "--zoo", action="store_true", help="every zoo config as it trains (configs/zoo)"
+    )
+    parser.add_argument("--corpus", default="corpus", help="the built training corpus")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--warmup", type=int, default=2)
@@ -131,6 +167,8 @@ def main() -> None:
     parser.add_argument("--cine", action="store_true", help="include the 120-frame US cine")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
+    if args.configs is None:
+        args.configs = [f"zoo/{n}" for n in ZOO] if args.zoo else list(METHODS)
     if args.iterations is None:
         args.iterations = 30 if args.device.startswith("cuda") else 4
     print(
@@ -139,7 +177,7 @@ def main() -> None:
         f"{args.iterations} timed iterations after {args.warmup} warm-up"
     )
     head = (
-        f"{'config':26} {'model':12} {'M par':>6} {'batch':>5} {'patch':>9} {'amp':>4} "
+        f"{'config':28} {'model':12} {'M par':>6} {'batch':>5} {'patch':>9} {'amp':>4} "
         f"{'it/s':>7} {'samp/s':>8} {'data ms':>8} {'degr ms':>8} {'step ms':>9} "
         f"{'loader ms':>9} keeps up"
     )
@@ -149,7 +187,7 @@ def main() -> None:
         row = bench_config(method, args, args.device)
         rows.append(row)
         print(
-            f"{row['config']:26} {row['model']:12} {row['params_M']:6.2f} {row['batch']:5d} "
+            f"{row['config']:28} {row['model']:12} {row['params_M']:6.2f} {row['batch']:5d} "
             f"{'x'.join(map(str, row['patch'])):>9} {'y' if row['amp'] else 'n':>4} "
             f"{row['it_per_s']:7.2f} {row['samples_per_s']:8.1f} {row['data_ms']:8.1f} "
             f"{row['degrade_ms']:8.1f} {row['step_ms']:9.1f} {row['loader_ms']:9.1f} "
