@@ -143,3 +143,58 @@ def test_sparse_view_model_improves_on_the_fbp_of_a_test_crop() -> None:
     restored = load_zoo_model("sisr-ct-sparse-view")(fbp).clamp(0, 1)
     gain = psnr(restored, hr, data_range) - psnr(fbp, hr, data_range)
     assert float(gain[0]) > 0.1
+
+
+def _shipped() -> list[str]:
+    return sorted(n for n, e in _manifest().items() if e.get("status") == "shipped")
+
+
+def _card_summary(name: str) -> dict[str, object]:
+    import re
+
+    text = (ZOO / str(_manifest()[name]["card"])).read_text()
+    match = re.search(r"<!-- zoo-summary: (\{.*?\}) -->", text, re.S)
+    assert match is not None, name
+    return json.loads(match.group(1))
+
+
+def test_shipped_models_pass_the_shipping_rule_on_their_cards() -> None:
+    """Every shipped model's card shows PSNR and SSIM gains over the reference on every
+    modality of the corpus test role, and a mean bias within 0.2% of the data range."""
+    from medsr.infer.zoo import MAX_MEAN_BIAS, default_model, manifest_defaults
+
+    for name in _shipped():
+        summary = _card_summary(name)
+        assert summary["status"] == "shipped", name
+        settings = summary["settings"]
+        assert isinstance(settings, dict) and settings, name
+        for figures in settings.values():
+            assert all(g > 0 for g in figures["psnr_gain_by_modality"].values()), name
+            assert all(g > 0 for g in figures["ssim_gain_by_modality"].values()), name
+            assert figures["worst_bias"] <= MAX_MEAN_BIAS, name
+    for key, name in manifest_defaults().items():
+        assert name in _shipped(), f"default {key} -> {name} is not shipped"
+    assert default_model(None) in (*_shipped(), "bicubic")
+
+
+@pytest.mark.parametrize("modality", ["CT", "MR", "XRAY", "US"])
+@torch.inference_mode()
+def test_shipped_models_keep_the_mean_intensity(modality: str) -> None:
+    """No shipped model moves a bundled test image's mean by more than 0.2% of its range."""
+    from medsr.degrade import build
+
+    hr, data_range = _test_crop(modality, 128)
+    for name in _shipped():
+        entry = _manifest()[name]
+        degradation = entry["degradation"]
+        if not isinstance(degradation, dict) or degradation.get("name") != "bicubic":
+            continue
+        scales = [2.0, 4.0] if entry["scale"] is None else [float(entry["scale"][0])]
+        model = load_zoo_model(name)
+        for scale in scales:
+            lr = build("bicubic", scale=scale)(hr)
+            sr = model(lr, scale).clamp(0, 1)
+            h, w = min(sr.shape[-2], 128), min(sr.shape[-1], 128)
+            s = int(np.ceil(scale))
+            diff = sr[..., s : h - s, s : w - s].mean() - hr[..., s : h - s, s : w - s].mean()
+            assert abs(float(diff)) / data_range <= 0.002, f"{name} x{scale:g} on {modality}"

@@ -133,3 +133,43 @@ def test_upload_dicom_and_super_resolve_x2(app_url: str, tmp_path: Path) -> None
     assert page_shot.shape[0] >= 1000 and len(np.unique(page_shot.reshape(-1, 3), axis=0)) > 256
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     shutil.copy(tmp_path / "app.png", SCREENSHOT_DIR / "upload_x2.png")
+
+
+def test_default_model_keeps_the_brain_hounsfield_units(app_url: str, tmp_path: Path) -> None:
+    """The app opens with its default model selected; Super-resolve on the bundled head CT
+    must keep the mean HU of a brain region within 5 HU of the input's (no washed-out
+    tissue), checked on the DICOM file the app offers for download."""
+    from medsr.io import read
+
+    sample = get_sample("ct-head-693")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(120_000)
+            page.goto(f"{app_url}/?source=upload")
+            page.locator('input[type="file"]').set_input_files(str(sample.path))
+            page.get_by_text(f"{sample.path.name}", exact=False).first.wait_for()
+            page.get_by_role("button", name="Super-resolve").click()
+            button = page.get_by_role("button", name="Download the result")
+            button.wait_for()
+            wait_until_idle(page)
+            assert page.locator('[data-testid="stException"]').count() == 0
+            with page.expect_download() as info:
+                button.click()
+            target = tmp_path / info.value.suggested_filename
+            info.value.save_as(str(target))
+        finally:
+            browser.close()
+
+    hr = read(sample.path)
+    sr = read(target)
+    factor = sr.pixels.shape[-1] / hr.pixels.shape[-1]
+    assert factor > 1
+    # brain parenchyma of this slice: rows 200-320, columns 180-330 (tissue 20-50 HU)
+    region = hr.pixels[200:320, 180:330]
+    assert 0 < float(region.mean()) < 80
+    r0, r1, c0, c1 = (round(v * factor) for v in (200, 320, 180, 330))
+    assert abs(float(sr.pixels[r0:r1, c0:c1].mean()) - float(region.mean())) < 5.0

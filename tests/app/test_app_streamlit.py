@@ -182,3 +182,25 @@ def test_corrupted_zoo_weights_show_an_error(tiny_zoo: str) -> None:
     (message,) = [e.value for e in at.error]
     assert message.startswith(f"The model '{tiny_zoo}' cannot be loaded: ")
     assert "SHA-256 checksum mismatch" in message
+
+
+def test_app_opens_with_a_model_that_beats_bicubic_by_its_card() -> None:
+    """The preselected model is the zoo's shipped default; its card shows PSNR and SSIM
+    gains over bicubic on every modality of the corpus test role (or it is bicubic)."""
+    from medsr.infer.weights import zoo_folder, zoo_models
+
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    assert not at.exception
+    chosen = at.sidebar.selectbox(key="model").value
+    assert chosen == logic.default_model()
+    if chosen == "bicubic":
+        return
+    entry = zoo_models()[chosen]
+    assert entry["status"] == "shipped"
+    card = (zoo_folder() / entry["card"]).read_text()
+    match = re.search(r"<!-- zoo-summary: (\{.*?\}) -->", card, re.S)
+    assert match is not None
+    for figures in json.loads(match.group(1))["settings"].values():
+        assert min(figures["psnr_gain_by_modality"].values()) > 0
+        assert min(figures["ssim_gain_by_modality"].values()) > 0
