@@ -67,8 +67,6 @@ __all__ = [
 
 #: The reference model of every run: gains are reported over it.
 REFERENCE = "bicubic"
-#: LR tile side for networks on large inputs (bounded memory on CPU).
-TILE = 256
 
 #: One-line forms of the rules, for terminal output.
 DATA_RANGE_SHORT: dict[str, str] = {
@@ -415,26 +413,19 @@ def _common_crop(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _forward(model: torch.nn.Module, lr: torch.Tensor, scale: tuple[float, float]) -> torch.Tensor:
-    """One forward pass; tiled for networks on large inputs, grey repeated for colour models."""
-    channels = int(getattr(model, "in_channels", 1))
-    x = lr.repeat(1, channels, 1, 1) if channels != lr.shape[1] else lr
-    if getattr(model, "is_baseline", False) or max(x.shape[-2:]) <= TILE:
-        sr = model(x, scale)
-    else:
-        from medsr.infer.tiling import tiled_upscale
-        from medsr.models.base import output_size
+    """Grey (B, 1, h, w) -> grey SR through ``medsr upscale``'s execution path.
 
-        out_size = output_size(int(x.shape[2]), int(x.shape[3]), scale)
-        sr = tiled_upscale(
-            lambda tile: model(tile, scale),
-            x,
-            scale,
-            out_size,
-            tile=TILE,
-            overlap=16,
-            receptive_field=int(getattr(model, "receptive_field", 0)) or None,
-        )
-    return sr.mean(dim=1, keepdim=True) if sr.shape[1] != 1 else sr
+    :class:`~medsr.infer.runner.ModelRunner` (BatchNorm folded, channels-last,
+    inference mode, grey repeated for colour models) on the model's own device,
+    tiled only when the forward would exceed the memory budget.
+    """
+    from medsr.infer.pipeline import upscale_planes
+    from medsr.infer.runner import ModelRunner, ScalePlan
+
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    runner = ModelRunner(model, device=device)
+    return upscale_planes(runner, lr.float(), ScalePlan(scale, scale))
 
 
 def score_pair(

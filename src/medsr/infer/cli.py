@@ -71,7 +71,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="tile size in input pixels (default: tiles of ~1 M output pixels for large images)",
+        help="tile size in input pixels (default: no tiles when the whole image fits "
+        "--max-memory, else the largest tile that fits)",
+    )
+    up.add_argument(
+        "--max-memory",
+        default=None,
+        metavar="SIZE",
+        help="memory a forward may use before tiling, e.g. 2G or 512M (default: 40%% of the "
+        "available RAM up to 2G on the CPU, 60%% of the free GPU memory on CUDA)",
     )
     up.add_argument(
         "--overlap",
@@ -106,7 +114,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="replace existing outputs (files or series folders); without it they are kept",
     )
-    up.add_argument("--compile", action="store_true", help="torch.compile the model first")
+    up.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model first (checked at once; refused in one line if it fails)",
+    )
     up.add_argument("--quiet", action="store_true", help="no progress bar")
     up.set_defaults(handler=run_upscale)
 
@@ -147,6 +159,7 @@ def run_upscale(args: argparse.Namespace) -> int:
     from medsr.infer.api import load_model
     from medsr.infer.pipeline import UpscaleSettings, run_files
     from medsr.infer.runner import resolve_device
+    from medsr.infer.tiling import parse_memory
 
     settings = UpscaleSettings(
         scale=args.scale,
@@ -157,6 +170,7 @@ def run_upscale(args: argparse.Namespace) -> int:
         plane=args.plane,
         consistency=args.consistency,
         data_consistency=args.data_consistency,
+        max_memory=parse_memory(args.max_memory) if args.max_memory is not None else None,
     )
     settings.check()
     device = resolve_device(args.device)

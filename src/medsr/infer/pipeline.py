@@ -32,14 +32,10 @@ from medsr.infer.consistency import (
     resize_kernel_of,
 )
 from medsr.infer.runner import ModelRunner, ScalePair, ScalePlan, format_scale, plan_scale
-from medsr.infer.tiling import plan_tiles, tiled_upscale
+from medsr.infer.tiling import default_memory_budget, memory_tile, plan_tiles, tiled_upscale
 from medsr.io.core import check_output_pixels, notes_of
 
 PLANES = ("in", "through")
-#: Output pixels per plane above which tiling switches on when no tile size is given.
-AUTO_TILE_PIXELS = 1 << 21
-#: Output pixels one automatic tile aims at.
-AUTO_TILE_TARGET = 1 << 20
 DEFAULT_OVERLAP = 32
 #: A target spacing may be missed by this fraction to keep the nearest pixel count.
 SPACING_TOLERANCE = 1e-3
@@ -59,6 +55,8 @@ class UpscaleSettings:
     plane: str = "in"
     consistency: bool = False
     data_consistency: bool = False
+    #: bytes a forward may use before tiling (None: :func:`default_memory_budget`)
+    max_memory: int | None = None
 
     def check(self) -> None:
         if self.scale is not None and self.spacing is not None:
@@ -150,15 +148,15 @@ def _require_spacing(image: MedicalImage) -> None:
 
 
 # ----------------------------------------------------------------------------- planes
-def auto_tile(out_pixels: int, scale: ScalePair, tile: int | None) -> tuple[int | None, int]:
-    """(tile, overlap): the given tile, or one of ~1 M output pixels when the plane is large."""
+def auto_tile(
+    runner: ModelRunner, lr_size: tuple[int, int], scale: ScalePair, tile: int | None, budget: int
+) -> tuple[int | None, int]:
+    """(tile, overlap): the given tile; else no tiling when the whole forward fits ``budget``
+    bytes (the model's measured bytes per pixel), else the largest tile that fits."""
     if tile is not None:
         return tile, DEFAULT_OVERLAP if tile > 2 * DEFAULT_OVERLAP else tile // 4
-    if out_pixels <= AUTO_TILE_PIXELS:
-        return None, 0
-    size = int(math.sqrt(AUTO_TILE_TARGET / (scale[0] * scale[1])))
-    size = max(64, (size // 16) * 16)
-    return size, DEFAULT_OVERLAP
+    size = memory_tile(lr_size, runner.bytes_per_pixel(scale), budget, DEFAULT_OVERLAP)
+    return (size, DEFAULT_OVERLAP) if size is not None else (None, 0)
 
 
 def upscale_planes(
@@ -170,14 +168,19 @@ def upscale_planes(
     batch_size: int | None = None,
     progress: bool = False,
     log: Log | None = None,
+    max_memory: int | None = None,
 ) -> Tensor:
-    """Upscale grey [0, 1] planes (N, 1, h, w) on the CPU to (N, 1, H', W') at ``plan.target``."""
+    """Upscale grey [0, 1] planes (N, 1, h, w) on the CPU to (N, 1, H', W') at ``plan.target``.
+
+    Tiles only when a forward of the whole plane would exceed ``max_memory`` bytes.
+    """
     n, _, h, w = planes.shape
     final = output_size(h, w, plan.target)
     source = planes.transpose(-1, -2) if plan.transpose else planes
     sh, sw = int(source.shape[-2]), int(source.shape[-1])
     run_size = output_size(sh, sw, plan.run)
-    chosen_tile, chosen_overlap = auto_tile(run_size[0] * run_size[1], plan.run, tile)
+    budget = max_memory or default_memory_budget(runner.device)
+    chosen_tile, chosen_overlap = auto_tile(runner, (sh, sw), plan.run, tile, budget)
     if overlap is not None:
         chosen_overlap = overlap
     if tile is None and chosen_tile is not None and log is not None:
@@ -189,12 +192,9 @@ def upscale_planes(
             f"scale {format_scale(plan.run)} has no small rational form: tiles are placed "
             "to the nearest output pixel"
         )
-    per_item = (
-        run_size[0] * run_size[1]
-        if tile_plan.count == 1
-        else int((chosen_tile or sh) * plan.run[0] * (chosen_tile or sw) * plan.run[1])
-    )
-    batch = batch_size or max(1, min(64, (1 << 21) // max(per_item, 1)))
+    per_item = min(chosen_tile or sh, sh) * min(chosen_tile or sw, sw)  # LR pixels per forward
+    per_item_bytes = runner.bytes_per_pixel(plan.run) * per_item
+    batch = batch_size or max(1, min(64, int(budget // max(per_item_bytes, 1.0))))
     chunk = max(1, batch // tile_plan.count)
     from tqdm import tqdm
 
@@ -290,7 +290,15 @@ def upscale_image(
     check_output_pixels(image.source.path or "the image", (int(lr.shape[0]), *out_plane))
     try:
         sr = upscale_planes(
-            runner, lr, plan, settings.tile, settings.overlap, settings.batch_size, progress, log
+            runner,
+            lr,
+            plan,
+            settings.tile,
+            settings.overlap,
+            settings.batch_size,
+            progress,
+            log,
+            settings.max_memory,
         )
     finally:
         if not isinstance(model, ModelRunner):

@@ -89,12 +89,7 @@ def plan_axis(
         starts = [0]
         tile_len = length
     else:
-        stride = max(q, ((tile - overlap) // q) * q)
-        tile_len = max(tile, stride + overlap)
-        starts = list(range(0, max(length - tile_len, 0) + 1, stride))
-        last = ((length - tile_len) // q) * q
-        if last > starts[-1]:
-            starts.append(last)  # the last tile reaches the end; it may be up to q - 1 longer
+        starts, tile_len = even_starts(length, tile, overlap, q)
     blend = max(overlap - 2 * margin, 1)
     raw: list[tuple[int, int, int, int, np.ndarray]] = []
     for index, start in enumerate(starts):
@@ -123,6 +118,25 @@ def plan_axis(
         )
     tiles = tuple(AxisTile(s0, s1, o0, o1, w / total[o0:o1]) for s0, s1, o0, o1, w in raw)
     return AxisPlan(tiles, exact)
+
+
+def even_starts(length: int, tile: int, overlap: int, q: int = 1) -> tuple[list[int], int]:
+    """Starts of ``k`` equal tiles spread evenly over ``length``, and their length.
+
+    ``k = ceil((length - overlap) / (tile - overlap))`` tiles of
+    ``ceil((length + (k - 1) overlap) / k)`` pixels (plus ``q - 1`` so that starts
+    rounded down to multiples of ``q`` keep the overlap): neighbours share about
+    ``overlap`` pixels, so only the overlaps are computed twice, not a whole extra
+    tile anchored to the far edge. The last tile ends at ``length`` (it may be up
+    to ``q - 1`` pixels longer).
+    """
+    count = max(1, math.ceil((length - overlap) / max(tile - overlap, 1)))
+    if count == 1:
+        return [0], length
+    tile_len = min(length, math.ceil((length + (count - 1) * overlap) / count) + q - 1)
+    span = length - tile_len
+    starts = sorted({(round(i * span / (count - 1)) // q) * q for i in range(count)})
+    return starts, tile_len
 
 
 def blend_margin(overlap: int, receptive_field: int | None) -> int:
@@ -226,3 +240,76 @@ def tiled_upscale(
                 progress(len(chunk))
     assert out is not None
     return out
+
+
+# ----------------------------------------------------------------------------- memory budget
+#: Fraction of the free memory a whole-image forward may take by default.
+DEFAULT_MEMORY_FRACTION = {"cpu": 0.4, "cuda": 0.6}
+#: Ceiling of the default CPU budget: the rest is left to the image buffers and the system.
+DEFAULT_CPU_BUDGET = 2 << 30
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_memory(text: str) -> int:
+    """``"2G"``, ``"512M"``, ``"1.5GiB"`` or plain bytes -> bytes (binary units)."""
+    value = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = value[-1:] if value[-1:] in _UNITS and not value[-1:].isdigit() else ""
+    try:
+        amount = float(value[: len(value) - len(unit)])
+    except ValueError:
+        raise ConfigError(f"--max-memory takes a size such as 2G or 512M, got {text!r}") from None
+    if not amount > 0:
+        raise ConfigError(f"--max-memory must be positive, got {text!r}")
+    return int(amount * _UNITS[unit])
+
+
+def available_memory(device: torch.device) -> int:
+    """Free bytes on ``device``: CUDA's free memory, or the system's available RAM."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def default_memory_budget(device: torch.device) -> int:
+    """Bytes a forward may use when no ``--max-memory`` is given.
+
+    CUDA: 60% of the free memory. CPU: 40% of the available RAM, at most 2 GiB.
+    """
+    fraction = DEFAULT_MEMORY_FRACTION.get(device.type, 0.4)
+    budget = int(fraction * available_memory(device))
+    return budget if device.type == "cuda" else min(budget, DEFAULT_CPU_BUDGET)
+
+
+def memory_tile(
+    lr_size: tuple[int, int],
+    bytes_per_pixel: float,
+    budget: int,
+    overlap: int,
+    minimum: int = 64,
+) -> int | None:
+    """LR tile side for a forward that fits ``budget``, or None when the whole image fits.
+
+    ``bytes_per_pixel`` is the model's peak activation memory per LR pixel
+    (:meth:`medsr.infer.runner.ModelRunner.bytes_per_pixel`). The tile is the
+    largest multiple of 16 whose forward fits; tiles are then laid evenly
+    (:func:`even_starts`), so only ``overlap`` pixels per seam are recomputed.
+    """
+    h, w = lr_size
+    if bytes_per_pixel * h * w <= budget:
+        return None
+    side = int(math.sqrt(budget / max(bytes_per_pixel, 1e-9)))
+    side = max(minimum, (side // 16) * 16, 2 * overlap + 16)
+    return side if side < max(h, w) else None

@@ -48,6 +48,11 @@ class SeparableConv2d(nn.Module):
         )
         self.pointwise = nn.Conv2d(in_channels, out_channels, 1)
 
+    @property
+    def output_conv(self) -> nn.Conv2d:
+        """The conv this block ends with: a BatchNorm after the block folds into it."""
+        return self.pointwise
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pointwise(self.depthwise(x))
 
