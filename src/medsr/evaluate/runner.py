@@ -372,12 +372,25 @@ def load_models(names: Sequence[str], baselines: Sequence[str] = (REFERENCE,)) -
         name = name.strip()
         if name and name not in wanted:
             wanted.append(name)
-    specs = []
+    specs: list[ModelSpec] = []
     for name in wanted:
         model = _load_one(name).eval()
-        label = name if not Path(name).suffix else Path(name).stem
-        specs.append(ModelSpec(label, model))
+        specs.append(ModelSpec(_unique_label(name, {s.name for s in specs}), model))
     return specs
+
+
+def _unique_label(name: str, taken: set[str]) -> str:
+    """A file's stem (a zoo or registry name as is); ``folder/stem`` when two files share a
+    stem (runs/a/best_ema.safetensors, runs/b/best_ema.safetensors), so their scores are
+    never merged under one name."""
+    path = Path(name)
+    label = path.stem if path.suffix else name
+    if label in taken and path.suffix:
+        label = f"{path.parent.name}/{path.stem}"
+    base, count = label, 2
+    while label in taken:
+        label, count = f"{base} ({count})", count + 1
+    return label
 
 
 # -- the run ------------------------------------------------------------------------------
