@@ -725,12 +725,18 @@ def gmsd(x: Tensor, y: Tensor, data_range: DataRange, shave: Shave = 0) -> Tenso
     return gms.flatten(1).std(dim=1).reshape(batch, channels).mean(dim=1)
 
 
-def _haar_filter(scale: int, dtype: torch.dtype) -> Tensor:
-    """The 2^s x 2^s Haar filter of HaarPSI: entries 2^-s, the top half negated."""
+def _haar_responses(x: Tensor, scale: int) -> tuple[Tensor, Tensor]:
+    """|conv2(x, H, 'same')| and |conv2(x, H', 'same')| for HaarPSI's 2^s x 2^s Haar filter
+    ``H`` (entries 2^-s, the top half negated). ``H`` is the outer product of a column
+    [-1 ... -1, 1 ... 1] * 2^-s and a row of ones, so each response is two 1-D passes."""
     n = 2**scale
-    k = torch.full((n, n), 2.0**-scale, dtype=dtype)
-    k[: n // 2] *= -1.0
-    return k
+    step = torch.full((n,), 2.0**-scale, dtype=x.dtype, device=x.device)
+    step[n // 2 :] *= -1.0  # the flipped column (conv2 flips; only magnitudes are used)
+    ones = torch.ones(n, dtype=x.dtype, device=x.device)
+    padded = F.pad(x, ((n - 1) // 2, n // 2, (n - 1) // 2, n // 2))
+    rows = F.conv2d(F.conv2d(padded, step.view(1, 1, n, 1)), ones.view(1, 1, 1, n))
+    cols = F.conv2d(F.conv2d(padded, ones.view(1, 1, n, 1)), step.view(1, 1, 1, n))
+    return rows.abs(), cols.abs()
 
 
 def haarpsi(x: Tensor, y: Tensor, data_range: DataRange, shave: Shave = 0) -> Tensor:
@@ -748,13 +754,13 @@ def haarpsi(x: Tensor, y: Tensor, data_range: DataRange, shave: Shave = 0) -> Te
     batch, channels = x.shape[:2]
     a = _mean_subsample(_planes_255(x, data_range, shave))
     b = _mean_subsample(_planes_255(y, data_range, shave))
-    filters = [_haar_filter(s, a.dtype) for s in (1, 2, 3)]
-    numerator = a.new_zeros(a.shape[0])
-    denominator = a.new_zeros(a.shape[0])
-    for transpose in (False, True):
-        kernels = [f.T if transpose else f for f in filters]
-        ca = [_conv_same(a, k).abs() for k in kernels]
-        cb = [_conv_same(b, k).abs() for k in kernels]
+    planes = a.shape[0]
+    responses = [_haar_responses(torch.cat([a, b]), s) for s in (1, 2, 3)]
+    numerator = a.new_zeros(planes)
+    denominator = a.new_zeros(planes)
+    for orientation in (0, 1):
+        ca = [r[orientation][:planes] for r in responses]
+        cb = [r[orientation][planes:] for r in responses]
         fine = [
             (2.0 * ca[s] * cb[s] + HAARPSI_C) / (ca[s] ** 2 + cb[s] ** 2 + HAARPSI_C)
             for s in (0, 1)
