@@ -80,6 +80,10 @@ def upscale(
     consistency: bool = False,
     data_consistency: bool = False,
     progress: bool = False,
+    self_supervised: bool = False,
+    slice_profile: str = "box",
+    slice_thickness: float | None = None,
+    budget_s: float | None = None,
 ) -> MedicalImage:
     """Super-resolve an image (or the file/series at a path); returns the derived image.
 
@@ -92,10 +96,22 @@ def upscale(
     What was done (resampling, fidelity figures) is appended to the result's
     ``history``; :func:`medsr.infer.pipeline.upscale_image` also returns the
     residual map.
+
+    ``self_supervised=True`` learns through-plane SR from the volume's own slices
+    (:mod:`medsr.infer.selfsup`) and upscales the slice axis to ``spacing`` (default:
+    isotropic at the in-plane spacing); ``slice_profile`` (box or gaussian) and
+    ``slice_thickness`` (mm; default DICOM SliceThickness, else the slice spacing)
+    describe the acquisition, ``budget_s`` the training seconds (default 120), and
+    ``model`` may name a network learnt before (re-applied) or a zoo MIASSR to start from.
     """
     from medsr.io import read
 
     image = image_or_path if isinstance(image_or_path, MedicalImage) else read(image_or_path)
+    if self_supervised:
+        return _upscale_self_supervised(
+            image, model, scale, spacing, device, batch_size, progress,
+            slice_profile, slice_thickness, budget_s,
+        )  # fmt: skip
     if model is None:
         from medsr.infer.zoo import default_model_for
 
@@ -118,4 +134,40 @@ def upscale(
         runner.restore()
     if result.notes:
         result.image.history.extend(f"note: {n}" for n in result.notes)
+    return result.image
+
+
+def _upscale_self_supervised(
+    image: MedicalImage,
+    model: nn.Module | str | Path | None,
+    scale: float | tuple[float, float] | None,
+    spacing: float | None,
+    device: str,
+    batch_size: int | None,
+    progress: bool,
+    slice_profile: str,
+    slice_thickness: float | None,
+    budget_s: float | None,
+) -> MedicalImage:
+    from medsr.infer.selfsup import (
+        DEFAULT_BUDGET_S,
+        SelfSupervisedSettings,
+        upscale_self_supervised,
+    )
+
+    if scale is not None:
+        raise ConfigError("self_supervised takes a target spacing in mm, not a scale")
+    if isinstance(model, nn.Module):
+        raise ConfigError("self_supervised takes a weights file or zoo name as model, not a module")
+    settings = SelfSupervisedSettings(
+        spacing=spacing,
+        slice_thickness=slice_thickness,
+        slice_profile=slice_profile,
+        budget_s=DEFAULT_BUDGET_S if budget_s is None else budget_s,
+        model=model,
+        device=device,
+        inference_batch=batch_size,
+    )
+    result = upscale_self_supervised(image, settings, progress=progress)
+    result.image.history.extend(f"note: {n}" for n in result.notes)
     return result.image
