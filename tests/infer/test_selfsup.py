@@ -242,3 +242,23 @@ def test_bad_requests_are_one_line_errors(
         SelfSupervisedSettings(slice_profile="triangle").check()
     with pytest.raises(ConfigError, match="positive"):
         SliceAcquisition(4.0, 0.0)
+
+
+def test_eval_thick_slice_scores_volumes_in_3d(tmp_path: Path) -> None:
+    import json
+
+    volume = MedicalImage(_phantom(depth=24, size=24), (1.0, 1.0, 1.0), modality="MR")
+    data = write(volume, tmp_path / "phantom.nii.gz")
+    report = tmp_path / "r.json"
+    args = ["eval", "--degradation", "thick-slice", "--data", str(data), "--scale", "3"]
+    assert main([*args, "--model", "bicubic", "--budget-s", "0", "--json", str(report)]) == 0
+    results = json.loads(report.read_text())
+    methods = results["methods"]
+    assert list(methods) == ["cubic", "bicubic", "self-supervised"]
+    # --plane through with bicubic is cubic interpolation along z: the same figures
+    assert methods["bicubic"]["gain_over_cubic"]["psnr"] == pytest.approx(0.0, abs=0.01)
+    assert methods["self-supervised"]["gain_over_cubic"]["psnr"] > 0.3
+    assert methods["cubic"]["volumes"][0]["data_range"] == pytest.approx(
+        volume.normalization().data_range
+    )
+    assert results["shave_slices"] == 3
