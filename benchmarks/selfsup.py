@@ -109,6 +109,8 @@ def quality(args: argparse.Namespace) -> None:
                 setattr(settings, key, value)
         if args.init:
             settings.model = args.init
+        if args.scratch:
+            settings.start_from = None
         start = time.perf_counter()
         result = upscale_self_supervised(lr, settings)
         wall = time.perf_counter() - start
@@ -204,6 +206,7 @@ def main() -> int:
     parser.add_argument("--size-budget", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", default=None, help="start from this MIASSR (zoo name or file)")
+    parser.add_argument("--scratch", action="store_true", help="not from the zoo's MIASSR")
     parser.add_argument("--num-blocks", dest="num_blocks", type=int, default=None)
     parser.add_argument("--channels", type=int, default=None)
     parser.add_argument("--patch", type=int, default=None)

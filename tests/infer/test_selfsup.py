@@ -144,7 +144,7 @@ def test_tiny_run_improves_on_cubic() -> None:
     for iterations in (0, 40):
         settings = SelfSupervisedSettings(
             spacing=1.0, budget_s=600, max_iterations=iterations, num_blocks=1, channels=8,
-            batch_size=4,
+            batch_size=4, patch=32, start_from=None,
         )  # fmt: skip
         result = upscale_self_supervised(lr, settings)
         assert result.image.shape == (32, 40, 40)

@@ -17,17 +17,20 @@ implementation):
    blurs it, so the acquired volume aliases. The pairs are sampled with the
    same gap, so the aliasing is in the training inputs and the network learns
    to undo it together with the blur; no separate filter is needed.
-3. **network**: MIASSR (EDSR-lite features + Meta-Upscale, any scale) with the
-   cubic skip (``residual=True``: it starts as cubic interpolation exactly),
-   from scratch or from a zoo MIASSR, trained with L1 on patches for a time
-   budget (iterations traded for time, cosine learning rate over the budget).
+3. **network**: a per-phase linear filter on the LR neighbourhood, fitted in closed
+   form by least squares over every pair (the optimal linear inverse of the
+   profile and gap, where the usual cubic skip only interpolates), plus a
+   MIASSR-style correction (EDSR-lite features + Meta-Upscale) that starts at
+   zero and is trained with L1 on patches for a time budget (iterations traded
+   for time; cosine learning rate over the budget). Its features start from the
+   zoo's MIASSR when the zoo ships it, else from scratch.
 4. **inference**: the network upsamples the slice axis of every (D, W) plane
    and of every (D, H) plane; the two results are averaged, resampled to the
    requested slice count when the network's native grid differs, and mapped
    back to physical units.
 
-The learnt network is an ordinary MIASSR weights file (safetensors) with the
-acquisition in its metadata, so ``--model`` re-applies it without training.
+The learnt network is saved as safetensors with the acquisition in its metadata,
+so ``--model`` re-applies it without training.
 """
 
 from __future__ import annotations
@@ -180,10 +183,13 @@ class SelfSupervisedSettings:
     max_iterations: int = MAX_ITERATIONS
     #: a learnt model to re-apply, or a MIASSR (zoo name or file) to start from
     model: str | Path | None = None
+    #: without ``model``: the zoo MIASSR whose features the network starts from, when the
+    #: zoo ships it (None: from scratch, at ``num_blocks`` x ``channels``)
+    start_from: str | None = "miassr"
     num_blocks: int = 4
     channels: int = 24
-    patch: int = 48
-    batch_size: int = 32
+    patch: int = 96
+    batch_size: int = 8
     learning_rate: float = 1e-3
     seed: int = 0
     device: str = "auto"
@@ -444,10 +450,36 @@ def fit_linear_base(
         model.base_bias.copy_(solution[:, taps].float())
 
 
-def build_network(scale: float, settings: SelfSupervisedSettings) -> ThroughPlaneSR:
-    """A fresh network for ``(scale, 1)``; EDSR-lite features copied from ``settings.model``
-    when that is a MIASSR (a zoo model) whose feature layers fit."""
-    return ThroughPlaneSR(scale, num_blocks=settings.num_blocks, channels=settings.channels)
+def build_network(
+    scale: float, settings: SelfSupervisedSettings, donor: MIASSR | None = None
+) -> ThroughPlaneSR:
+    """A fresh network for ``(scale, 1)``: the donor's size and EDSR-lite features when a
+    MIASSR donor (the zoo's) is given, else ``settings``' size from scratch."""
+    if donor is None:
+        return ThroughPlaneSR(scale, num_blocks=settings.num_blocks, channels=settings.channels)
+    model = ThroughPlaneSR(
+        scale,
+        num_blocks=int(donor.config["num_blocks"]),
+        channels=int(donor.config["channels"]),
+        mlp_hidden=int(donor.config.get("mlp_hidden", 64)),
+    )
+    wanted = ("head.", "blocks.", "fuse.", "data_mean")
+    state = {k: v for k, v in donor.state_dict().items() if k.startswith(wanted)}
+    model.load_state_dict(state, strict=False)
+    return model
+
+
+def load_donor(source: str | Path) -> MIASSR:
+    """A MIASSR (zoo name or weights file) whose features a new network starts from."""
+    from medsr.infer.api import load_model
+
+    donor = load_model(source)
+    if not isinstance(donor, MIASSR):
+        raise ConfigError(
+            f"{source}: self-supervised SR can start from a MIASSR's features (the zoo "
+            f"'miassr'), not from {getattr(donor, 'name', type(donor).__name__)}"
+        )
+    return donor
 
 
 def load_learnt_model(path: str | Path) -> tuple[ThroughPlaneSR, dict[str, Any]]:
@@ -736,6 +768,12 @@ def _snap(scale: float) -> float:
     return snapped if abs(scale - snapped) <= 1e-6 * scale else scale
 
 
+def _zoo_has(name: str | Path) -> bool:
+    from medsr.infer.weights import zoo_models
+
+    return str(name) in zoo_models()
+
+
 def _learnt_metadata(model: str | Path | None) -> dict[str, Any] | None:
     """The self-supervision metadata of a weights file, or None (not one, or no file)."""
     import json
@@ -755,29 +793,6 @@ def _learnt_metadata(model: str | Path | None) -> dict[str, Any] | None:
     except ValueError:
         raise InputError(path, f"malformed {METADATA_KEY} metadata") from None
     return info if isinstance(info, dict) else {}
-
-
-def init_features(model: ThroughPlaneSR, source: str | Path) -> None:
-    """Copy the EDSR-lite feature layers of a MIASSR (zoo name or weights file) into ``model``."""
-    from medsr.infer.api import load_model
-
-    donor = load_model(source)
-    if not isinstance(donor, MIASSR):
-        raise ConfigError(
-            f"{source}: self-supervised SR can start from a MIASSR's features (the zoo "
-            f"'miassr'), not from {getattr(donor, 'name', type(donor).__name__)}"
-        )
-    wanted = ("head.", "blocks.", "fuse.", "data_mean")
-    state = {k: v for k, v in donor.state_dict().items() if k.startswith(wanted)}
-    own = model.state_dict()
-    misfit = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
-    if misfit:
-        raise ConfigError(
-            f"{source}: its features ({donor.config.get('num_blocks')} blocks x "
-            f"{donor.config.get('channels')} channels) do not fit the network "
-            f"({model.config['num_blocks']} x {model.config['channels']})"
-        )
-    model.load_state_dict(state, strict=False)
 
 
 def upscale_self_supervised(
@@ -825,13 +840,14 @@ def upscale_self_supervised(
         note(f"re-applying the network learnt from {source}; no training")
         report = TrainingReport(device=str(device))
     else:
+        donor, start_from = None, "from scratch"
+        source = settings.model if settings.model is not None else settings.start_from
+        if source is not None and (settings.model is not None or _zoo_has(source)):
+            donor = load_donor(source)
+            start_from = f"starting from the features of {source}"
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
-            model = build_network(scale, settings)
-        start_from = "from scratch"
-        if settings.model is not None:
-            start_from = f"with the features of {settings.model}"
-            init_features(model, settings.model)
+            model = build_network(scale, settings, donor)
         pixel = acquisition.spacing_mm / scale  # the mean in-plane pixel, up to snapping
         axes = [
             AxisPairs(-2, acquisition.degradation(pixel)),
