@@ -89,6 +89,7 @@ entry = {
     "scale": None if model.arbitrary_scale else [float(s) for s in model.default_scale],
     "degradation": degradation,
     "card": f"{name}.md",
+    "kind": "gan" if cfg.get("discriminator") else "psnr",
     "training": {
         "config": config_path,
         "iterations": int(summary["iterations"]),

@@ -78,7 +78,7 @@ def upscale(
     plane: str = "in",
     compile: bool = False,
     consistency: bool = False,
-    data_consistency: bool = False,
+    data_consistency: bool | None = None,
     progress: bool = False,
     self_supervised: bool = False,
     slice_profile: str = "box",

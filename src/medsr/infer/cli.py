@@ -46,9 +46,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     up.add_argument(
         "--model",
-        required=True,
+        default=None,
         metavar="NAME|PATH",
-        help="zoo model, interpolation baseline (bicubic, ...) or weights file",
+        help="zoo model, interpolation baseline (bicubic, ...) or weights file (default: the "
+        "zoo's shipped default for the scale, see medsr models)",
     )
     target = up.add_mutually_exclusive_group()
     target.add_argument(
@@ -106,8 +107,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     up.add_argument(
         "--data-consistency",
-        action="store_true",
-        help="project the output so that it re-degrades exactly to the input",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="project the output so that it re-degrades exactly to the input "
+        "(default: on for GAN-trained zoo models, off otherwise)",
     )
     up.add_argument(
         "--overwrite",
@@ -209,6 +212,11 @@ def run_upscale(args: argparse.Namespace) -> int:
     )
     settings.check()
     device = resolve_device(args.device)
+    if args.model is None:
+        from medsr.infer.zoo import default_model_for
+
+        args.model = default_model_for(args.scale, args.spacing)
+        print(f"no --model given: using {args.model}, the zoo's default for this scale")
     model = load_model(args.model, device="cpu")
     print(f"model {args.model} on {device} ({args.precision})")
     run_files(

@@ -30,6 +30,7 @@ from medsr.infer.consistency import (
     project_consistent,
     residual_of,
     resize_kernel_of,
+    wants_data_consistency,
 )
 from medsr.infer.runner import ModelRunner, ScalePair, ScalePlan, format_scale, plan_scale
 from medsr.infer.tiling import default_memory_budget, memory_tile, plan_tiles, tiled_upscale
@@ -54,7 +55,8 @@ class UpscaleSettings:
     batch_size: int | None = None
     plane: str = "in"
     consistency: bool = False
-    data_consistency: bool = False
+    #: None: on for GAN-trained models (zoo kind "gan"), off otherwise
+    data_consistency: bool | None = None
     #: bytes a forward may use before tiling (None: :func:`default_memory_budget`)
     max_memory: int | None = None
 
@@ -307,7 +309,8 @@ def upscale_image(
     result = UpscaleResult(image)
     lr_size = (int(lr.shape[-2]), int(lr.shape[-1]))
     kernel, degrade_note = _degradation_kernel(runner.model)
-    if settings.data_consistency:
+    project = wants_data_consistency(runner.model, settings.data_consistency)
+    if project:
         if degrade_note:
             note(degrade_note)
         sr = project_consistent(sr, lr, kernel)
@@ -318,7 +321,7 @@ def upscale_image(
             f"max residual {result.projected_residual_percent:.2g}% of the data range"
         )
     if settings.consistency:
-        if degrade_note and not settings.data_consistency:
+        if degrade_note and not project:
             note(degrade_note)
         redegraded = downscale(sr, lr_size, kernel)
         summary = residual_of(redegraded, lr)
