@@ -76,6 +76,8 @@ DEFAULT_BUDGET_S = 120.0
 MAX_ITERATIONS = 3000
 #: Iterations over which the learning rate rises linearly to its value.
 WARM_UP_ITERATIONS = 20
+#: Patch centres kept at most (a random subset of the foreground pixels).
+MAX_CENTRES = 1 << 20
 #: Unit intensity above which a pixel counts as foreground when patches are drawn.
 FOREGROUND = 0.05
 #: Metadata key marking a weights file as learnt from a scan by this module.
@@ -265,8 +267,10 @@ class PairSampler:
         self.generator = generator
         n, h, w = self.slices.shape
         self.patch_hw = [self._patch_size(a, patch, h, w) for a in axes]
-        mask = self.slices > FOREGROUND
-        flat = torch.nonzero(mask.reshape(-1)).flatten()
+        flat = torch.nonzero(self.slices.reshape(-1) > FOREGROUND).flatten()
+        if flat.numel() > MAX_CENTRES:  # a random subset bounds the memory on big volumes
+            keep = torch.randperm(flat.numel(), generator=generator)[:MAX_CENTRES]
+            flat = flat[keep]
         self.foreground = flat if flat.numel() >= 16 else torch.arange(n * h * w)
 
     @staticmethod
@@ -423,7 +427,7 @@ def fit_linear_base(
     taps = (2 * k + 1) * (2 * r + 1)
     gram = torch.zeros(model.phases, taps + 1, taps + 1, dtype=torch.float64)
     cross = torch.zeros(model.phases, taps + 1, dtype=torch.float64)
-    chunk = 8
+    chunk = max(1, (1 << 19) // (int(slices.shape[-2]) * int(slices.shape[-1])))
     for pairs in axes:
         planes = slices if pairs.axis == -2 else slices.transpose(-1, -2)
         for first in range(0, planes.shape[0], chunk):
