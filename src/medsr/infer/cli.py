@@ -130,7 +130,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="learn through-plane SR from the volume's own in-plane slices and apply it to "
         "reach --spacing (default: isotropic at the in-plane spacing); the learnt network is "
-        "saved beside the output, --model re-applies one",
+        "saved beside the output; --model re-applies a learnt one, or names a MIASSR to start "
+        "from (default: the zoo's miassr)",
     )
     selfsup.add_argument(
         "--slice-profile",
