@@ -130,3 +130,16 @@ def test_intensity_augmentation_is_a_seeded_gamma(installed_corpus: Path) -> Non
     expected = a ** aug.gammas.astype(np.float32)[:, None, None, None]
     np.testing.assert_allclose(b, expected, rtol=1e-6)
     assert float(np.abs(b - a).max()) > 0.01
+
+
+def test_derived_volumes_read_back_slice_first(tmp_path: Path) -> None:
+    """A volume the corpus writes reads back as the same (D, H, W) slices."""
+    from medsr.data.corpus import _write_nifti
+    from medsr.io import read
+
+    volume = np.random.default_rng(0).random((5, 12, 9)).astype(np.float32)
+    _write_nifti(volume, (3.0, 1.0, 0.5), tmp_path / "v.nii.gz")
+    back = read(tmp_path / "v.nii.gz")
+    assert back.pixels.shape == (5, 12, 9)
+    np.testing.assert_allclose(back.pixels, volume, rtol=1e-6)
+    assert back.spacing_mm == pytest.approx((3.0, 1.0, 0.5))

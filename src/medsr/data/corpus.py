@@ -333,15 +333,13 @@ def _pixel_hash(pixels: np.ndarray) -> str:
 
 
 def _write_nifti(volume: np.ndarray, spacing: Sequence[float], path: Path) -> None:
-    """(D, H, W) float32 as NIfTI with diagonal spacing (array axis order kept)."""
-    import nibabel as nib
+    """(D, H, W) float32 as NIfTI through medsr's own writer, so that ``medsr.io.read``
+    gives back the same (D, H, W) array (slices along the first axis)."""
+    from medsr.image import MedicalImage
+    from medsr.io import write
 
-    affine = np.diag([*(float(s) for s in spacing), 1.0])
-    image = nib.Nifti1Image(np.asarray(volume, dtype=np.float32), affine)
-    image.header.set_xyzt_units("mm")
-    tmp = path.with_name(f".{path.name}.tmp.nii.gz")
-    nib.save(image, str(tmp))
-    tmp.replace(path)
+    image = MedicalImage(np.asarray(volume, dtype=np.float32), tuple(float(s) for s in spacing))
+    write(image, path)
 
 
 def _photo(path: Path) -> np.ndarray:
