@@ -43,6 +43,8 @@ SUMMARY_RE = re.compile(r"<!-- zoo-summary: (\{.*?\}) -->", re.S)
 #: The demo's crop: central 512x512 of each test image.
 CROP = 512
 SEED = 0
+#: Slices whose standard deviation is below this fraction of the data range are not scored.
+MIN_STD = 0.01
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,10 @@ def load_data(source: str, corpus: Path) -> list[Any]:
     if source == "samples":
         return prepare_images(load_images("samples"), CROP, "full", first_frame_only=True)
     named = [(r.label, load_record(r)) for r in records_for("corpus", corpus, role="test")]
-    return prepare_images(named, CROP, "full")
+    images = prepare_images(named, CROP, "full")
+    # Near-constant slices (air at the ends of a volume) are dropped, as in training: every
+    # method scores an infinite PSNR on them.
+    return [im for im in images if float(im.hr.std()) >= MIN_STD * im.data_range]
 
 
 def evaluate(
@@ -277,19 +282,22 @@ def _scale_text(scale: Sequence[float] | None) -> str:
     return f"x({sy:g}, {sx:g}) (rows, columns)"
 
 
-def _eval_command(name: str, setting: Setting) -> str:
+def _eval_command(name: str, setting: Setting, source: str = "samples") -> str:
+    """The ``medsr eval`` command that scores one setting (per modality folder on the corpus)."""
     sy, sx = setting.scale
+    data = "samples" if source == "samples" else "corpus/test/<MODALITY>"
     if sy != sx:
+        data = "<the US test image>" if source == "samples" else "corpus/test/US"
         return (
-            f"medsr eval --model {name} --data <the US test image> --degradation "
+            f"medsr eval --model {name} --data {data} --degradation "
             f"{setting.degradation} --scale {sx:g} --max-size {CROP}"
         )
     if setting.degradation == "ct-sparse-view":
         return (
-            f"medsr eval --model {name} --data <the CT test image> --degradation "
+            f"medsr eval --model {name} --data {data} --degradation "
             f"ct-sparse-view --scale 1 --max-size {CROP}"
         )
-    return f"medsr eval --model {name} --data samples --scale {sy:g} --max-size {CROP}"
+    return f"medsr eval --model {name} --data {data} --scale {sy:g} --max-size {CROP}"
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -485,7 +493,7 @@ def write_card(
             body += [
                 f"### {setting.label}",
                 "",
-                f"Equivalent command: `{_eval_command(name, setting)}`. "
+                f"Equivalent command: `{_eval_command(name, setting, source)}`. "
                 f"Degradation: `{json.dumps(result['degradation_config'])}`; shave "
                 f"{result['shave'][0]}x{result['shave'][1]} px.",
                 "",
@@ -570,7 +578,7 @@ def write_manifest_status(zoo: Path, summaries: Sequence[dict[str, Any]]) -> dic
     data = json.loads(path.read_text(encoding="utf-8"))
     for s in summaries:
         if s["name"] in data["models"]:
-            data["models"][s["name"]]["status"] = s["status"]
+            data["models"][s["name"]]["status"] = s.get("status", "experimental")
     defaults = choose_defaults(summaries)
     data["defaults"] = defaults
     tmp = path.with_suffix(".json.tmp")
