@@ -11,9 +11,10 @@
    ``torch.nn.functional.interpolate(mode="bicubic", antialias=True)``.
 
 The machine may be shared, so the two sides of each comparison run alternately
-and the printed figure is the median of the per-round ratios::
+and the printed figure is the median of the per-round ratios. ``--threads 1``
+compares with scikit-image on one core each (steadier on a busy machine)::
 
-    OMP_NUM_THREADS=2 python benchmarks/degrade.py [--rounds 3] [--skip-table]
+    OMP_NUM_THREADS=2 python benchmarks/degrade.py [--rounds 3] [--skip-table] [--threads 1]
 """
 
 from __future__ import annotations
@@ -144,7 +145,12 @@ def main() -> None:
     parser.add_argument("--skip-table", action="store_true", help="only the comparisons")
     parser.add_argument("--ct-sizes", default="256,512")
     parser.add_argument("--ct-steps", default="4,16")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (scikit-image uses one)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     if not args.skip_table:
         _degradation_table(torch.device("cpu"), args.batch, args.size, args.rounds)

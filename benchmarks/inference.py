@@ -6,7 +6,7 @@
    forward's estimated memory: 2 x 2 tiles), blending included. Also prints what
    the default budget decides for the zoo's srresnet-x2 at those sizes.
 2. One execution path: for each zoo architecture (random weights, zoo configs), a
-   512^2 forward the way ``medsr eval`` and the app called models before (plain
+   256^2 forward the way ``medsr eval`` and the app called models before (plain
    module, default layout, BatchNorm unfolded) against the shared
    ``ModelRunner`` path that ``medsr upscale``, ``medsr eval`` and the app now use
    (``evaluate.runner._forward`` is timed, and so is ``upscale_planes``).
@@ -53,11 +53,23 @@ def alternate(
     return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
 
 
+class TimedRunner(ModelRunner):
+    """A ModelRunner that adds up the seconds spent in the model itself."""
+
+    model_seconds = 0.0
+
+    def __call__(self, lr: torch.Tensor, scale: tuple[float, float]) -> torch.Tensor:
+        start = time.perf_counter()
+        out = super().__call__(lr, scale)
+        self.model_seconds += time.perf_counter() - start
+        return out
+
+
 def tiling(rounds: int, full: bool) -> None:
     torch.manual_seed(0)
     config = {"scale": 2, "num_blocks": 8 if full else 4, "channels": 32 if full else 16}
     model = build("srresnet", **config).eval()
-    runner = ModelRunner(model, device="cpu")
+    runner = TimedRunner(model, device="cpu")
     scale = (2.0, 2.0)
     bpp = runner.bytes_per_pixel(scale)
     zoo_bpp = ModelRunner(
@@ -71,23 +83,32 @@ def tiling(rounds: int, full: bool) -> None:
     for side in (1024, 1760):
         x = torch.rand(1, 1, side, side, generator=torch.Generator().manual_seed(side))
         forced = int(0.3 * bpp * side * side)
-
-        def whole(x: torch.Tensor = x) -> torch.Tensor:
-            return runner(x, scale)
-
-        def tiled(x: torch.Tensor = x, forced: int = forced) -> torch.Tensor:
-            return upscale_planes(runner, x, ScalePlan(scale, scale), max_memory=forced)
-
         tile = memory_tile((side, side), bpp, forced, 32)
-        diff = float((whole() - tiled()).abs().max())
-        t_whole, t_tiled, ratio = alternate(whole, tiled, rounds)
+        plan = ScalePlan(scale, scale)
+        diff = float(
+            (runner(x, scale) - upscale_planes(runner, x, plan, max_memory=forced)).abs().max()
+        )
+        whole_s, tiled_s, model_s, ratios, model_ratios = [], [], [], [], []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            runner(x, scale)
+            whole_s.append(time.perf_counter() - start)
+            runner.model_seconds = 0.0
+            start = time.perf_counter()
+            upscale_planes(runner, x, plan, max_memory=forced)
+            tiled_s.append(time.perf_counter() - start)
+            model_s.append(runner.model_seconds)
+            ratios.append(tiled_s[-1] / whole_s[-1])
+            model_ratios.append(model_s[-1] / whole_s[-1])
         default_tile = memory_tile((side, side), zoo_bpp, budget, 32)
         decision = "whole image" if default_tile is None else f"tiles of {default_tile}"
+        med = statistics.median
         print(
-            f"  {side}^2 -> {2 * side}^2: whole forward {t_whole:.2f} s, tiled (budget "
-            f"{forced / 2**20:.0f} MiB, tiles of {tile} px, overlap 32) {t_tiled:.2f} s -> "
-            f"tiled/whole {ratio:.3f}; max |tiled - whole| {diff:.1e}; default budget, zoo "
-            f"srresnet-x2: {decision}"
+            f"  {side}^2 -> {2 * side}^2: whole forward {med(whole_s):.2f} s; tiled (budget "
+            f"{forced / 2**20:.0f} MiB: tiles of {tile} px, overlap 32) model {med(model_s):.2f} s, "
+            f"with cutting and blending {med(tiled_s):.2f} s -> model time tiled/whole "
+            f"{med(model_ratios):.3f}, total {med(ratios):.3f}; max |tiled - whole| {diff:.1e}; "
+            f"default budget, zoo srresnet-x2: {decision}"
         )
 
 
@@ -130,7 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--full", action="store_true", help="the zoo srresnet-x2 config")
-    parser.add_argument("--side", type=int, default=512, help="execution-path input side")
+    parser.add_argument("--side", type=int, default=256, help="execution-path input side")
     parser.add_argument("--skip-tiling", action="store_true")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")

@@ -67,6 +67,8 @@ def layouts(rounds: int) -> None:
         "\ngenerator training step, 4 x 96^2 HR (x4) / 1 x 96^2 (same size), default vs channels-last:"
     )
     for name, entry in sorted(zoo_models().items()):
+        if str(entry["architecture"]).startswith("blimsr"):
+            continue  # seconds per step on a CPU; measured on the GPU by benchmarks/gpu.py
         torch.manual_seed(0)
         config = dict(entry.get("config") or {})
         model = build(str(entry["architecture"]), **config).train()

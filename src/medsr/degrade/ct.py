@@ -101,8 +101,13 @@ class ParallelBeamProjector:
         self._radon_y = self._split(-unit * offset * sin + centre, unit * offset * cos)
         # back-projection: pixel (row, col) reads bin t + c + 1, t = (col - c) cos - (row - c) sin
         bin_unit = 2.0 / (self.bins - 1)
-        self._bp_x = self._split(bin_unit * (offset * cos + c + 1) - 1.0, -bin_unit * offset * sin)
+        by_col = (bin_unit * (offset * cos + c + 1) - 1.0).to(self.device, torch.float32)
+        by_row = (-bin_unit * offset * sin).to(self.device, torch.float32)
         self.mask = field_of_view(size, self.device)
+        #: flat indices of the pixels inside the field of view: only they are back-projected
+        self.pixels = torch.nonzero(self.mask.reshape(-1)).squeeze(1)
+        self._rows, self._cols = self.pixels // size, self.pixels % size
+        self._bp_by_col, self._bp_by_row = by_col, by_row  # (A, N): grid x = col term + row term
 
     def _split(self, by_col: Tensor, by_row: Tensor) -> tuple[Tensor, Tensor]:
         return (
@@ -149,19 +154,26 @@ class ParallelBeamProjector:
 
     def backproject(self, filtered: Tensor) -> Tensor:
         """(B, A, N + 2) filtered views -> (B, N, N), zero outside the circle (unscaled)."""
-        b, n = filtered.shape[0], self.size
+        b, n, count = filtered.shape[0], self.size, self.pixels.numel()
         views = filtered.to(self.device, torch.float32).transpose(0, 1)[:, :, None, :]
-        image = torch.zeros(b, n, n, device=self.device, dtype=torch.float32)
+        values = torch.zeros(b, count, device=self.device, dtype=torch.float32)
         step = self._views_per_chunk(b)
-        buffer = torch.zeros(step, n, n, 2, device=self.device, dtype=torch.float32)
+        grid = torch.zeros(step, 1, count, 2, device=self.device, dtype=torch.float32)
         for start in range(0, len(self.angles), step):
             stop = min(start + step, len(self.angles))
-            grid = self._grid(buffer, start, stop, self._bp_x, None)  # y stays 0: one row
-            smeared = F.grid_sample(
-                views[start:stop], grid, mode="bilinear", padding_mode="zeros", align_corners=True
+            chunk = grid[: stop - start]  # y stays 0: each view is one row
+            torch.add(
+                self._bp_by_col[start:stop].index_select(1, self._cols),
+                self._bp_by_row[start:stop].index_select(1, self._rows),
+                out=chunk[:, 0, :, 0],
             )
-            image += smeared.sum(dim=0)
-        return image * self.mask
+            smeared = F.grid_sample(
+                views[start:stop], chunk, mode="bilinear", padding_mode="zeros", align_corners=True
+            )
+            values += smeared.sum(dim=0)[:, 0]
+        image = torch.zeros(b, n * n, device=self.device, dtype=torch.float32)
+        image[:, self.pixels] = values
+        return image.reshape(b, n, n)
 
     def fbp(self, sinogram: Tensor) -> Tensor:
         """Filtered back-projection (B, A, N) -> (B, N, N), as ``skimage.transform.iradon``."""
