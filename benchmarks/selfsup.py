@@ -122,21 +122,26 @@ def quality(args: argparse.Namespace) -> None:
         )
 
 
-def child_size(args: argparse.Namespace, shape: tuple[int, int, int]) -> dict[str, Any]:
-    """Runs in a fresh process: one self-supervised run on a volume of ``shape`` at 4 mm."""
-    from medsr.image import MedicalImage
-    from medsr.infer.selfsup import SelfSupervisedSettings, upscale_self_supervised
+def make_volume(path: Path, shape: tuple[int, int, int], out: Path) -> None:
+    """A 4 mm thick-slice volume of ``shape`` cut from Colin27 (repeated along z, padded
+    in-plane), saved as .npy so the child reads only what it upscales."""
     from medsr.io import read
 
-    hr = read(args.path)
-    lr = thick_volume(hr, 4).pixels
+    lr = thick_volume(read(path), 4).pixels
     depth = shape[0]
     volume = np.zeros(shape, np.float32)
     d, h, w = (min(a, b) for a, b in zip(shape, lr.shape))
-    reps = -(-depth // d)
-    stacked = np.concatenate([lr[:d]] * reps)[:depth]
+    stacked = np.concatenate([lr[:d]] * -(-depth // d))[:depth]
     volume[:, :h, :w] = stacked[:, :h, :w]
-    image = MedicalImage(volume, (4.0, 1.0, 1.0), modality="MR")
+    np.save(out, volume)
+
+
+def child_size(args: argparse.Namespace, volume_path: Path) -> dict[str, Any]:
+    """Runs in a fresh process: one self-supervised run on the saved volume (4 x 1 x 1 mm)."""
+    from medsr.image import MedicalImage
+    from medsr.infer.selfsup import SelfSupervisedSettings, upscale_self_supervised
+
+    image = MedicalImage(np.load(volume_path), (4.0, 1.0, 1.0), modality="MR")
     settings = SelfSupervisedSettings(budget_s=args.size_budget, seed=args.seed)
     start = time.perf_counter()
     result = upscale_self_supervised(image, settings)
@@ -146,7 +151,7 @@ def child_size(args: argparse.Namespace, shape: tuple[int, int, int]) -> dict[st
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
     return {
-        "shape": list(shape),
+        "shape": list(image.shape),
         "out_slices": result.image.shape[0],
         "iterations": result.report.iterations,
         "train_s": result.report.seconds,
@@ -158,39 +163,36 @@ def child_size(args: argparse.Namespace, shape: tuple[int, int, int]) -> dict[st
 
 
 def sizes(args: argparse.Namespace) -> None:
+    import tempfile
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     print(
         f"\ntime and memory against volume size (4 mm -> 1 mm, training budget "
-        f"{args.size_budget:g} s, device {'cuda' if torch.cuda.is_available() else 'cpu'}, "
-        f"{torch.get_num_threads()} threads; each in a child process)"
+        f"{args.size_budget:g} s, device {device}, {torch.get_num_threads()} threads; each in a "
+        "child process, peak RSS of that process)"
     )
-    print(
-        f"{'volume (D,H,W)':>16}{'out D':>7}{'iters':>7}{'train s':>9}{'infer s':>9}"
-        f"{'wall s':>8}{'peak RSS MiB':>14}"
-    )
-    for text in args.sizes:
-        shape = tuple(int(v) for v in text.split("x"))
-        cmd = [
-            sys.executable,
-            __file__,
-            str(args.path),
-            "--child",
-            text,
-            "--size-budget",
-            str(args.size_budget),
-            "--seed",
-            str(args.seed),
-        ]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            print(f"{text:>16}  failed: {done.stderr.strip().splitlines()[-1:]}")
-            continue
-        r = json.loads(done.stdout.strip().splitlines()[-1])
-        print(
-            f"{'x'.join(map(str, shape)):>16}{r['out_slices']:>7}{r['iterations']:>7}"
-            f"{r['train_s']:>9.0f}{r['inference_s']:>9.0f}{r['wall_s']:>8.0f}"
-            f"{r['peak_rss_mib']:>14.0f}",
-            flush=True,
-        )
+    header = f"{'volume (D,H,W)':>16}{'out D':>7}{'iters':>7}{'train s':>9}{'infer s':>9}"
+    print(header + f"{'wall s':>8}{'peak RSS MiB':>14}{'GPU MiB':>9}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for text in args.sizes:
+            shape = tuple(int(v) for v in text.split("x"))
+            volume = Path(tmp) / f"{text}.npy"
+            make_volume(args.path, shape, volume)  # type: ignore[arg-type]
+            cmd = [
+                sys.executable, __file__, str(args.path), "--child", str(volume),
+                "--size-budget", str(args.size_budget), "--seed", str(args.seed),
+            ]  # fmt: skip
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                print(f"{text:>16}  failed: {done.stderr.strip().splitlines()[-1:]}")
+                continue
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            gpu = f"{r['gpu_peak_mib']:.0f}" if r["gpu_peak_mib"] is not None else "-"
+            print(
+                f"{text:>16}{r['out_slices']:>7}{r['iterations']:>7}{r['train_s']:>9.0f}"
+                f"{r['inference_s']:>9.0f}{r['wall_s']:>8.0f}{r['peak_rss_mib']:>14.0f}{gpu:>9}",
+                flush=True,
+            )
 
 
 def main() -> int:
@@ -223,8 +225,7 @@ def main() -> int:
         )
         return 2
     if args.child:
-        shape = tuple(int(v) for v in args.child.split("x"))
-        print(json.dumps(child_size(args, shape)))  # type: ignore[arg-type]
+        print(json.dumps(child_size(args, Path(args.child))))
         return 0
     if args.budget is None:
         from medsr.infer.selfsup import DEFAULT_BUDGET_S
