@@ -54,14 +54,20 @@ from medsr.models.miassr import MIASSR
 
 __all__ = [
     "DEFAULT_BUDGET_S",
+    "AxisPairs",
     "PairSampler",
     "SelfSupervisedResult",
     "SelfSupervisedSettings",
     "SliceAcquisition",
+    "ThroughPlaneSR",
     "TrainingReport",
     "apply_through_plane",
+    "degrade_along",
+    "fit_linear_base",
     "learnt_model_path",
     "load_learnt_model",
+    "run_files_self_supervised",
+    "save_learnt_model",
     "slice_acquisition",
     "train_through_plane",
     "upscale_self_supervised",
@@ -73,7 +79,7 @@ Log = Callable[[str], None]
 #: on two CPU cores.
 DEFAULT_BUDGET_S = 120.0
 #: Iterations at most, whatever the budget (a GPU reaches it in well under the budget).
-MAX_ITERATIONS = 3000
+MAX_ITERATIONS = 5000
 #: Iterations over which the learning rate rises linearly to its value.
 WARM_UP_ITERATIONS = 20
 #: Patch centres kept at most (a random subset of the foreground pixels).
@@ -180,7 +186,7 @@ class SelfSupervisedSettings:
     spacing: float | None = None
     slice_thickness: float | None = None
     slice_profile: str = "box"
-    #: training seconds; 0 applies the starting network without training
+    #: training seconds of the correction network; 0: the least-squares filter alone
     budget_s: float = DEFAULT_BUDGET_S
     max_iterations: int = MAX_ITERATIONS
     #: a learnt model to re-apply, or a MIASSR (zoo name or file) to start from
