@@ -150,9 +150,7 @@ class ParallelBeamProjector:
         count = by_col.shape[0]
         grid = buffer[: count * (r1 - r0) * (c1 - c0) * 2].view(count, r1 - r0, c1 - c0, 2)
         torch.add(by_col, by_row, out=grid[..., 0])
-        if y is None:
-            grid[..., 1] = 0.0
-        else:
+        if y is not None:  # else a one-row input: any finite y reads row 0 (align_corners)
             torch.add(y[0][views, :, c0:c1], y[1][views, r0:r1], out=grid[..., 1])
         return grid
 
@@ -191,12 +189,12 @@ class ParallelBeamProjector:
         views_first = filtered.to(self.device, torch.float32).transpose(0, 1)[:, :, None, :]
         image = torch.zeros(b, n, n, device=self.device, dtype=torch.float32)
         step = self._views_per_chunk(b)
-        buffer = torch.empty(step * n * n * 2, device=self.device, dtype=torch.float32)
+        buffer = torch.zeros(step * n * n * 2, device=self.device, dtype=torch.float32)
         for start in range(0, len(self.angles), step):
             views = slice(start, min(start + step, len(self.angles)))
             for band in self.bands:
                 r0, r1, c0, c1 = band
-                grid = self._grid(buffer, views, band, self._bp_x, None)  # y = 0: one row
+                grid = self._grid(buffer, views, band, self._bp_x, None)  # finite y: one row
                 smeared = F.grid_sample(
                     views_first[views],
                     grid,
