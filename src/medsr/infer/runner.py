@@ -261,14 +261,15 @@ def inference_copy(model: nn.Module, device: torch.device, channels_last: bool) 
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            twin = copy.deepcopy(model).eval()
-            fold_batchnorm(twin)
-            twin.to(device)
-            if channels_last:
-                twin.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    finally:
-        model.train(was_training)
+        twin = copy.deepcopy(model)
+    except (TypeError, RuntimeError, copy.Error):  # a module that cannot be copied
+        return model.to(device)  # runs as it is: in eval mode until ModelRunner.restore()
+    model.train(was_training)
+    with torch.no_grad():
+        fold_batchnorm(twin)
+    twin.to(device)
+    if channels_last:
+        twin.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     for p in twin.parameters():
         p.requires_grad_(False)
     _INFERENCE_COPIES[model] = (signature, device, channels_last, twin)
@@ -333,6 +334,7 @@ class ModelRunner:
         self.model = model
         self.info = describe_model(model)
         self.channels_last = channels_last
+        self._was_training = model.training
         self.inference_model = inference_copy(model, self.device, channels_last)
         self._bytes_per_pixel = _BYTES_PER_PIXEL.setdefault(self.inference_model, {})
         self._forward: Any = self.inference_model
@@ -341,7 +343,10 @@ class ModelRunner:
             self._forward = compiled(self.inference_model, self.device)
 
     def restore(self) -> None:
-        """Nothing to undo: the caller's model is never changed (kept for callers)."""
+        """Put the caller's model back in training mode if it was (only a model that could
+        not be copied ran itself, in eval mode); an inference copy leaves it untouched."""
+        if self._was_training and self.inference_model is self.model:
+            self.model.train()
 
     @contextlib.contextmanager
     def _autocast(self) -> Iterator[None]:
