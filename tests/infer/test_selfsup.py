@@ -262,3 +262,8 @@ def test_eval_thick_slice_scores_volumes_in_3d(tmp_path: Path) -> None:
         volume.normalization().data_range
     )
     assert results["shave_slices"] == 3
+    gap = ["--slice-profile", "gaussian", "--slice-thickness", "2", "--budget-s", "0"]
+    assert main([*args, *gap, "--json", str(report)]) == 0
+    results = json.loads(report.read_text())
+    assert (results["profile"], results["thickness_mm"]) == ("gaussian", 2.0)
+    assert results["methods"]["self-supervised"]["gain_over_cubic"]["psnr"] > 0.3

@@ -87,9 +87,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--slice-thickness",
         type=float,
         default=None,
-        metavar="N",
-        help="slice thickness (box width or Gaussian FWHM) in HR slices (default: --scale, "
-        "contiguous slices; less leaves a gap)",
+        metavar="MM",
+        help="slice thickness (box width or Gaussian FWHM) in mm (default: --scale times the "
+        "HR slice spacing, contiguous slices; less leaves a gap)",
     )
     thick.add_argument(
         "--budget-s",
@@ -248,10 +248,10 @@ def run_thick_slice_eval(args: argparse.Namespace) -> int:
         args.ct_window,
         progress,
     )
-    thickness = args.slice_thickness or args.scale
+    thickness = f"{args.slice_thickness:g} mm" if args.slice_thickness else "contiguous"
     print(
         f"{len(volumes)} volumes, thick slices x{args.scale:g} along z ({args.slice_profile}, "
-        f"thickness {thickness:g} HR slices), back to the HR spacing; shave {run.shave} slices "
+        f"thickness {thickness}), back to the HR spacing; shave {run.shave} slices "
         "at each end; PSNR over the volume, SSIM mean over (D, W) planes, physical units; "
         "gains over cubic interpolation along z"
     )

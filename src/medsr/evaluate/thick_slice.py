@@ -6,7 +6,7 @@ Per HR volume (D, H, W), identical for every method:
    window; MR: the 0.5-99.5 percentile range of the volume; otherwise the
    bits-stored or min-max range); its width is the data range.
 2. ``lr``: the thick-slice acquisition along z, ``ceil(D / s)`` slices ``s * dz``
-   apart, each the slice profile (box of ``thickness``, or Gaussian of that FWHM;
+   apart, each the slice profile (box of ``thickness`` mm, or Gaussian of that FWHM;
    default thickness ``s * dz``: contiguous) integrated over the HR slices, with
    the exact geometry (slice j centred on HR slice ``(j + 0.5) s - 0.5``).
 3. Back to the HR slice spacing by: ``cubic`` interpolation along z (the
@@ -65,7 +65,7 @@ class ThickSliceRun:
     """Every method's scores on every volume, with the acquisition simulated."""
 
     scale: float
-    thickness_slices: float | None
+    thickness_mm: float | None
     profile: str
     shave: int
     scores: dict[str, list[VolumeScore]] = field(default_factory=dict)
@@ -108,7 +108,7 @@ class ThickSliceRun:
             "degradation": "thick-slice",
             "scale": self.scale,
             "profile": self.profile,
-            "thickness_in_hr_slices": self.thickness_slices or self.scale,
+            "thickness_mm": self.thickness_mm or "slice spacing (contiguous)",
             "shave_slices": self.shave,
             "reference": REFERENCE,
             "metrics": "PSNR over the volume, SSIM mean over (D, W) planes, physical units",
@@ -156,7 +156,7 @@ def run_thick_slice(
     volumes: Sequence[tuple[str, MedicalImage]],
     models: Sequence[str],
     scale: float,
-    thickness_slices: float | None = None,
+    thickness_mm: float | None = None,
     profile: str = "box",
     budget_s: float | None = None,
     ct_window: str = "full",
@@ -177,9 +177,11 @@ def run_thick_slice(
 
     if not (math.isfinite(scale) and scale > 1):
         raise ConfigError(f"thick-slice evaluation needs a through-plane --scale > 1, got {scale}")
-    degradation = ThickSlice(scale, thickness=thickness_slices, profile=profile)
+    ThickSlice(scale, profile=profile)  # checks the profile before any work
+    if thickness_mm is not None and not (math.isfinite(thickness_mm) and thickness_mm > 0):
+        raise ConfigError(f"--slice-thickness must be positive mm, got {thickness_mm}")
     shave = math.ceil(scale - 1e-9)
-    run = ThickSliceRun(scale, thickness_slices, profile, shave)
+    run = ThickSliceRun(scale, thickness_mm, profile, shave)
     methods = [REFERENCE, *models, SELF_SUPERVISED]
     run.scores = {m: [] for m in methods}
     loaded = {name: load_model(name) for name in models}
@@ -192,13 +194,14 @@ def run_thick_slice(
         norm = _normalization(image, ct_window)
         hr = np.clip(image.pixels, norm.low, norm.high).astype(np.float32)
         unit = torch.from_numpy(np.ascontiguousarray(norm.to_unit(hr), dtype=np.float32))
-        lr_unit = degradation.apply_volume(unit)
+        dz = image.spacing_mm[0]
+        thickness = (thickness_mm or scale * dz) / dz  # in HR slices
+        lr_unit = ThickSlice(scale, thickness=thickness, profile=profile).apply_volume(unit)
         lr = image.rescaled(
             norm.from_unit(lr_unit.numpy()).astype(np.float32),
             (1.0 / scale, 1.0, 1.0),
             f"thick-slice x{scale:g} ({profile})",
         )
-        dz = image.spacing_mm[0]
         for method in methods:
             start = time.perf_counter()
             if method == REFERENCE:
@@ -208,7 +211,7 @@ def run_thick_slice(
             elif method == SELF_SUPERVISED:
                 settings = SelfSupervisedSettings(
                     spacing=dz,
-                    slice_thickness=(thickness_slices or scale) * dz,
+                    slice_thickness=thickness * dz,
                     slice_profile=profile,
                     budget_s=DEFAULT_BUDGET_S if budget_s is None else budget_s,
                 )
