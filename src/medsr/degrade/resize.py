@@ -293,7 +293,9 @@ def _resize_axis(
     x: Tensor, dim: int, out_len: int, scale: float, kernel: str, antialias: bool
 ) -> Tensor:
     n = int(x.shape[dim])
-    plan = polyphase(float(scale), kernel, antialias)
+    # the compiler traces through caches (and warns): give it the plain function
+    find_plan = polyphase.__wrapped__ if torch.compiler.is_compiling() else polyphase
+    plan = find_plan(float(scale), kernel, antialias)
     if plan is not None:
         blocks = -(-out_len // plan.p)
         after = (blocks - 1) * plan.q + plan.span - plan.pad_left - n
