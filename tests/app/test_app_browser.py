@@ -6,6 +6,7 @@ Needs Debian's chromium at /usr/bin/chromium and the Playwright package (both se
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -15,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -90,37 +92,44 @@ def wait_until_idle(page: object) -> None:
     )
 
 
-def test_upload_dicom_and_super_resolve_x2(app_url: str, tmp_path: Path) -> None:
-    sample = get_sample("ct-head-693")
+@contextlib.contextmanager
+def uploaded_and_run(url: str, upload: Path, timeout_ms: int) -> Iterator[Any]:
+    """A headless Chromium page at ``url`` that uploaded a file and pressed Super-resolve."""
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(30_000)
-            page.goto(f"{app_url}/?source=upload&model=bicubic&scale=2")
-            page.locator('input[type="file"]').set_input_files(str(sample.path))
-            page.get_by_text(f"{sample.path.name}", exact=False).first.wait_for()
+            page.set_default_timeout(timeout_ms)
+            page.goto(url)
+            page.locator('input[type="file"]').set_input_files(str(upload))
+            page.get_by_text(f"{upload.name}", exact=False).first.wait_for()
             page.get_by_role("button", name="Super-resolve").click()
-
-            caption = "Super-resolved · bicubic ×2 · 1024×1024"
-            figure = page.locator('[data-testid="stImage"]', has_text=caption)
-            figure.wait_for()
-            image = figure.locator("img")
-            image.wait_for()
-            page.get_by_role("button", name="Download the result").wait_for()
-            wait_until_idle(page)
-            page.wait_for_function(
-                "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
-            )
-            natural = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
-            box = image.bounding_box()
-            assert page.locator('[data-testid="stException"]').count() == 0
-            page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
-            shot = image.screenshot()
+            yield page
         finally:
             browser.close()
+
+
+def test_upload_dicom_and_super_resolve_x2(app_url: str, tmp_path: Path) -> None:
+    sample = get_sample("ct-head-693")
+    url = f"{app_url}/?source=upload&model=bicubic&scale=2"
+    with uploaded_and_run(url, sample.path, 30_000) as page:
+        caption = "Super-resolved · bicubic ×2 · 1024×1024"
+        figure = page.locator('[data-testid="stImage"]', has_text=caption)
+        figure.wait_for()
+        image = figure.locator("img")
+        image.wait_for()
+        page.get_by_role("button", name="Download the result").wait_for()
+        wait_until_idle(page)
+        page.wait_for_function(
+            "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
+        )
+        natural = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+        box = image.bounding_box()
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+        shot = image.screenshot()
 
     assert natural == [1024, 1024]
     assert box is not None and box["width"] > 300 and box["height"] > 300
@@ -142,27 +151,15 @@ def test_default_model_keeps_the_brain_hounsfield_units(app_url: str, tmp_path: 
     from medsr.io import read
 
     sample = get_sample("ct-head-693")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(120_000)
-            page.goto(f"{app_url}/?source=upload")
-            page.locator('input[type="file"]').set_input_files(str(sample.path))
-            page.get_by_text(f"{sample.path.name}", exact=False).first.wait_for()
-            page.get_by_role("button", name="Super-resolve").click()
-            button = page.get_by_role("button", name="Download the result")
-            button.wait_for()
-            wait_until_idle(page)
-            assert page.locator('[data-testid="stException"]').count() == 0
-            with page.expect_download() as info:
-                button.click()
-            target = tmp_path / info.value.suggested_filename
-            info.value.save_as(str(target))
-        finally:
-            browser.close()
+    with uploaded_and_run(f"{app_url}/?source=upload", sample.path, 120_000) as page:
+        button = page.get_by_role("button", name="Download the result")
+        button.wait_for()
+        wait_until_idle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        with page.expect_download() as info:
+            button.click()
+        target = tmp_path / info.value.suggested_filename
+        info.value.save_as(str(target))
 
     hr = read(sample.path)
     sr = read(target)

@@ -332,8 +332,8 @@ def zoo_folder(override: str | Path | None = None) -> Path:
     return Path(__file__).resolve().parent.parent / "zoo"
 
 
-def zoo_models(override: str | Path | None = None) -> dict[str, dict[str, Any]]:
-    """The manifest's models by zoo name; empty when no zoo is shipped."""
+def zoo_manifest(override: str | Path | None = None) -> dict[str, Any]:
+    """The zoo's whole ``manifest.json`` (models, defaults); empty when no zoo is shipped."""
     manifest = zoo_folder(override) / "manifest.json"
     if not manifest.is_file():
         return {}
@@ -341,7 +341,18 @@ def zoo_models(override: str | Path | None = None) -> dict[str, dict[str, Any]]:
         data = json.loads(manifest.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(manifest, f"not valid JSON ({exc})") from None
-    entries = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        raise InputError(manifest, 'expected {"models": {name: entry}}')
+    return data
+
+
+def zoo_models(override: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """The manifest's models by zoo name; empty when no zoo is shipped."""
+    data = zoo_manifest(override)
+    if not data:
+        return {}
+    manifest = zoo_folder(override) / "manifest.json"
+    entries = data.get("models")
     if not isinstance(entries, dict):
         raise InputError(manifest, 'expected {"models": {name: entry}}')
     for name, entry in entries.items():

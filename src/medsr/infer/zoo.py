@@ -16,7 +16,6 @@ Python API and the app agree. Without a shipped model for a scale the default is
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -47,17 +46,11 @@ def zoo_status(name: str, zoo_dir: str | Path | None = None) -> str | None:
 
 def manifest_defaults(zoo_dir: str | Path | None = None) -> dict[str, str]:
     """The manifest's ``defaults`` mapping (scale key -> zoo name); empty when absent."""
-    from medsr.infer.weights import zoo_folder
+    from medsr.infer.weights import zoo_folder, zoo_manifest
 
-    path = zoo_folder(zoo_dir) / "manifest.json"
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"not valid JSON ({exc})") from None
-    defaults = data.get("defaults", {}) if isinstance(data, dict) else {}
+    defaults = zoo_manifest(zoo_dir).get("defaults", {})
     if not isinstance(defaults, dict):
+        path = zoo_folder(zoo_dir) / "manifest.json"
         raise InputError(path, '"defaults" must map a scale to a zoo model name')
     return {str(k): str(v) for k, v in defaults.items()}
 
