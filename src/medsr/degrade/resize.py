@@ -109,6 +109,31 @@ def output_size(h: int, w: int, scale: ScaleArg) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=256)
+def _taps(
+    out_len: int,
+    scale: float,
+    func: Callable[[np.ndarray], np.ndarray],
+    width: float,
+    stretch: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MATLAB imresize's taps for output pixels 1..out_len: (left source index (1-based),
+    source indices (out_len, taps) before mirroring, normalised weights).
+
+    Output pixel x maps to source ``u = x / s + (1 - 1 / s) / 2``; when shrinking with
+    antialiasing the kernel is stretched by ``1 / s``.
+    """
+    kernel_width = width / scale if stretch else width
+    x = np.arange(1, out_len + 1, dtype=np.float64)
+    u = x / scale + 0.5 * (1.0 - 1.0 / scale)
+    left = np.floor(u - kernel_width / 2.0)
+    taps = math.ceil(kernel_width) + 2
+    indices = left[:, None] + np.arange(taps)[None, :]
+    distance = u[:, None] - indices
+    weights = scale * func(scale * distance) if stretch else func(distance)
+    sums = weights.sum(axis=1, keepdims=True)
+    return left, indices, weights / np.where(sums == 0, 1.0, sums)
+
+
 def resize_weights(
     in_len: int, out_len: int, scale: float, kernel: str, antialias: bool
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -122,16 +147,7 @@ def resize_weights(
     if name == "nearest":
         antialias = False
     stretch = scale < 1 and antialias
-    kernel_width = width / scale if stretch else width
-    x = np.arange(1, out_len + 1, dtype=np.float64)
-    u = x / scale + 0.5 * (1.0 - 1.0 / scale)
-    left = np.floor(u - kernel_width / 2.0)
-    taps = math.ceil(kernel_width) + 2
-    indices = left[:, None] + np.arange(taps)[None, :]
-    distance = u[:, None] - indices
-    weights = scale * func(scale * distance) if stretch else func(distance)
-    sums = weights.sum(axis=1, keepdims=True)
-    weights = weights / np.where(sums == 0, 1.0, sums)
+    _, indices, weights = _taps(out_len, scale, func, width, stretch)
     mirror = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
     indices = mirror[np.mod(indices.astype(np.int64) - 1, 2 * in_len)]
     keep = np.any(weights != 0, axis=0)
@@ -202,16 +218,8 @@ def polyphase(scale: float, kernel: str, antialias: bool) -> Polyphase | None:
     name = _kernel_name(kernel)
     func, width = KERNELS[name]
     stretch = scale < 1 and antialias and name != "nearest"
-    kernel_width = width / scale if stretch else width
-    x = np.arange(1, p + 1, dtype=np.float64)
-    u = x / scale + 0.5 * (1.0 - 1.0 / scale)
-    left = np.floor(u - kernel_width / 2.0)
-    taps = math.ceil(kernel_width) + 2
-    indices = left[:, None] + np.arange(taps)[None, :]
-    distance = u[:, None] - indices
-    weights = scale * func(scale * distance) if stretch else func(distance)
-    sums = weights.sum(axis=1, keepdims=True)
-    weights = weights / np.where(sums == 0, 1.0, sums)
+    left, _, weights = _taps(p, scale, func, width, stretch)
+    taps = weights.shape[1]
     first = int(left.min())
     offsets = (left - first).astype(np.int64)
     dense = np.zeros((p, int(offsets.max()) + taps))
