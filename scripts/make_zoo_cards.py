@@ -54,6 +54,8 @@ class Setting:
     degradation: str
     scale: tuple[float, float]
     modalities: tuple[str, ...] = ("CT", "MR", "XRAY", "US")
+    #: The HU window CT is normalised with (the one the model was trained with).
+    ct_window: str = "full"
 
     @property
     def label(self) -> str:
@@ -74,7 +76,11 @@ SETTINGS: dict[str, list[Setting]] = {
     "swift-srgan-x4": [Setting("bicubic", (4.0, 4.0))],
     "blimsr-lite-x4": [Setting("bicubic", (4.0, 4.0))],
     "sisr-us-lateral-x4": [Setting("ultrasound-lateral", (1.0, 4.0), ("US",))],
-    "sisr-ct-sparse-view": [Setting("ct-sparse-view", (1.0, 1.0), ("CT",))],
+    # Streaks do not depend on anatomy: scored on the held-out slices of every modality,
+    # CT in the window it was trained with ([-1024, 200] HU).
+    "sisr-ct-sparse-view": [
+        Setting("ct-sparse-view", (1.0, 1.0), ("CT", "MR", "XRAY", "US"), "deeplesion")
+    ],
 }
 
 #: Hand-written parts of each card: what the model is and what its training left out.
@@ -185,18 +191,19 @@ def bias(sr: Any, hr: Any, data_range: float, shave: Sequence[int]) -> float:
     return float(abs(a.mean() - b.mean()) / data_range)
 
 
-def load_data(source: str, corpus: Path) -> list[Any]:
+def load_data(source: str, corpus: Path, ct_window: str = "full") -> list[Any]:
     """Evaluation images: the held-out test role of the corpus, or the bundled test samples.
 
-    Every slice of a test volume is scored; images are cropped to the central 512x512.
+    Every slice of a test volume is scored; images are cropped to the central 512x512;
+    CT is clipped to and normalised with ``ct_window``.
     """
     from medsr.data import load_record, records_for
     from medsr.evaluate.runner import load_images, prepare_images
 
     if source == "samples":
-        return prepare_images(load_images("samples"), CROP, "full", first_frame_only=True)
+        return prepare_images(load_images("samples"), CROP, ct_window, first_frame_only=True)
     named = [(r.label, load_record(r)) for r in records_for("corpus", corpus, role="test")]
-    images = prepare_images(named, CROP, "full")
+    images = prepare_images(named, CROP, ct_window)
     # Near-constant slices (air at the ends of a volume) are dropped, as in training: every
     # method scores an infinite PSNR on them.
     return [im for im in images if float(im.hr.std()) >= MIN_STD * im.data_range]
@@ -209,13 +216,16 @@ def evaluate(
     PSNR/SSIM/sharpness/mean bias."""
     from medsr.evaluate.runner import REFERENCE, load_models, run_evaluation
 
-    images = load_data(source, corpus)
+    by_window: dict[str, list[Any]] = {}
     settings: dict[Setting, list[str]] = {}
     for name in names:
         for setting in SETTINGS.get(name, []):
             settings.setdefault(setting, []).append(name)
     out: dict[tuple[str, Setting], dict[str, Any]] = {}
     for setting, models in settings.items():
+        if setting.ct_window not in by_window:
+            by_window[setting.ct_window] = load_data(source, corpus, setting.ct_window)
+        images = by_window[setting.ct_window]
         chosen = [im for im in images if im.modality.value in setting.modalities]
         specs = load_models(models)
         started = time.perf_counter()
@@ -295,7 +305,7 @@ def _eval_command(name: str, setting: Setting, source: str = "samples") -> str:
     if setting.degradation == "ct-sparse-view":
         return (
             f"medsr eval --model {name} --data {data} --degradation "
-            f"ct-sparse-view --scale 1 --max-size {CROP}"
+            f"ct-sparse-view --scale 1 --max-size {CROP} --ct-window {setting.ct_window}"
         )
     return f"medsr eval --model {name} --data {data} --scale {sy:g} --max-size {CROP}"
 
