@@ -92,7 +92,10 @@ NOTES: dict[str, dict[str, str]] = {
         "bicubic upsampling of the input (a global residual the paper does not have; the last "
         "layer starts at zero, so training starts from bicubic).",
         "objective": "L1 pixel loss only.",
-        "remarks": "Beats bicubic on every modality of the test set after 1500 CPU iterations.",
+        "remarks": "Trained on the corpus on two shared CPU cores for the iterations above; the "
+        "learning curve below was still rising when the run was stopped, so more iterations "
+        "(`scripts/train_zoo.sh srresnet-x2` resumes it) would pay. X-ray gains least: bicubic "
+        "is already above 50 dB on the smooth test radiograph.",
     },
     "srresnet-x4": {
         "kind": "PSNR",
@@ -101,7 +104,10 @@ NOTES: dict[str, dict[str, str]] = {
         "bicubic upsampling of the input (a global residual the paper does not have; the last "
         "layer starts at zero, so training starts from bicubic).",
         "objective": "L1 pixel loss only.",
-        "remarks": "Beats bicubic on every modality of the test set after 800 CPU iterations.",
+        "remarks": "Trained on the corpus on two shared CPU cores for the iterations above; the "
+        "learning curve below was still rising when the run was stopped (resume with "
+        "`scripts/train_zoo.sh srresnet-x4`). Ultrasound gains least: one test image of "
+        "speckle, which x4 bicubic input cannot resolve.",
     },
     "miassr": {
         "kind": "PSNR",
@@ -111,34 +117,41 @@ NOTES: dict[str, dict[str, str]] = {
         "objective": "L1 pixel loss only (the published warm-up stage). The published GAN "
         "stage adds a VGG19 perceptual term whose ImageNet weights cannot be had offline; it "
         "was not run.",
-        "remarks": "Trained on one random scale per batch from 1.1 to 4.0 (LR made by resizing "
-        "by exactly 1/s); beats bicubic on every modality at x2, x3 and x4.",
+        "remarks": "Trained on the corpus with one random scale per batch from 1.1 to 4.0 (LR "
+        "made by resizing by exactly 1/s); checkpoints chosen on the val role at x2, x3 and x4. "
+        "Smaller than the fixed-scale SRResNets (0.06 M parameters); the default for scales "
+        "without a fixed-scale model.",
     },
     "swift-srgan-x4": {
         "kind": "GAN",
         "summary": "Swift-SRGAN (Krishnan et al. 2021): depthwise-separable SRResNet, 8 blocks "
-        "x 48 channels, x4, adversarially trained.",
+        "x 48 channels, x4, adversarially trained (weights of release 0.1).",
         "objective": "Warm-up: MSE. GAN stage: MSE + 0.001 adversarial (vanilla BCE) + 2e-8 TV "
-        "+ 0.006 discriminator feature matching. The published objective's 0.006 MobileNetV2 "
-        "perceptual term needs ImageNet weights that cannot be had offline; feature matching "
-        "on the discriminator replaces it.",
-        "remarks": "Below bicubic in PSNR: Swift-SRGAN has no bicubic skip and its 300 warm-up "
-        "plus 300 GAN iterations on a CPU are far too few to learn an accurate mapping from "
-        "scratch; the X-ray image, where bicubic is already at 48 dB, suffers most. A "
-        "working example of the GAN pipeline, not a useful model; train it longer (GPU).",
+        "+ 0.006 discriminator feature matching (standing in for the MobileNetV2 term, whose "
+        "ImageNet weights cannot be had offline).",
+        "remarks": "EXPERIMENTAL, far below bicubic: these are the 0.1 weights (600 CPU "
+        "iterations on 11 slices, no bicubic skip, EMA pulled towards the random init). The "
+        "round-2 recipe is ready but was not run here: a pixel warm-up with the bicubic skip "
+        "(`configs/zoo/swift-srgan-psnr-x4.yaml`) until held-out PSNR plateaus above bicubic, "
+        "then the adversarial fine-tune from it at Adam 1e-4 then 1e-5 with the low-frequency "
+        "lock (`configs/zoo/swift-srgan-x4.yaml`). On these two CPU cores the depthwise "
+        "generator and its 19 M-parameter discriminator would need days; a GPU run of tens of "
+        "minutes would do it.",
     },
     "blimsr-lite-x4": {
         "kind": "GAN",
         "summary": "BliMSR-lite: BliMSR's residual attention groups with multi-head "
-        "convolutional attention, 2 groups x 2 blocks x 32 channels, x4, adversarially trained.",
+        "convolutional attention, 2 groups x 2 blocks x 32 channels, x4, adversarially "
+        "trained (weights of release 0.1).",
         "objective": "Warm-up: L1. GAN stage: 0.01 adversarial (vanilla BCE, spectral-norm "
         "ResNet discriminator) + 0.1 L1 + 1 gradient + 1 D-SSIM + 0.1 discriminator feature "
-        "matching. The published five-layer VGG19 perceptual term needs ImageNet weights that "
-        "cannot be had offline; feature matching replaces it. Trained with the bicubic "
-        "degradation (the published blind degradation is left for longer, GPU training).",
-        "remarks": "Below bicubic in PSNR: BliMSR has no bicubic skip and 200 warm-up plus 200 "
-        "GAN iterations on a CPU are far too few to learn an accurate mapping from scratch. A "
-        "working example of the GAN pipeline, not a useful model; train it longer (GPU).",
+        "matching (standing in for the VGG19 term, whose ImageNet weights cannot be had "
+        "offline).",
+        "remarks": "EXPERIMENTAL, far below bicubic and shifts intensities: these are the 0.1 "
+        "weights (400 CPU iterations, no bicubic skip, Adam 1e-3 in the GAN stage). The "
+        "round-2 recipe (`configs/zoo/blimsr-lite-psnr-x4.yaml`, then "
+        "`configs/zoo/blimsr-lite-x4.yaml` from its weights at Adam 1e-4 then 1e-5 with the "
+        "low-frequency lock) was not run here for want of compute; a GPU would do it.",
     },
     "sisr-us-lateral-x4": {
         "kind": "PSNR",
@@ -146,22 +159,20 @@ NOTES: dict[str, dict[str, str]] = {
         "channels, restoring x4 lateral decimation of ultrasound.",
         "objective": "L1 pixel loss only (the published SRGAN stage was not run on CPU).",
         "remarks": "The reference is bicubic interpolation along x of the decimated image. "
-        "Evaluated on the one ultrasound test image only.",
+        "Trained on the corpus's ultrasound (bundled samples and a cine), validated on a "
+        "held-out echocardiogram, evaluated on the one ultrasound test image.",
     },
     "sisr-ct-sparse-view": {
         "kind": "PSNR",
-        "summary": "SISR-CT: same-size SRResNet with space-to-depth (2 blocks x 16 channels, "
-        "global residual) meant to remove sparse-view streaks from filtered back-projections.",
-        "objective": "MSE pixel loss, as published.",
-        "remarks": "NOT USEFUL YET: it makes the test slice much worse than its sparse-view "
-        "FBP input. Two causes: (1) the degradation is applied to each 256x256 training crop, "
-        "whose scanner circle cuts through tissue, so the model learned mostly to fill the "
-        "zeroed corners, which whole slices do not have (on the training crops it does beat "
-        "the FBP, 22.6 vs 21.2 dB); (2) SISR-CT's last layer is randomly initialised, so the "
-        "global residual starts as noise that 300 iterations do not remove, while the FBP of "
-        "the full-window test slice is already at 50 dB. Whole-slice training (patch 512) "
-        "ran at about 10 s per iteration on this CPU, beyond the budget. Shipped so the "
-        "pipeline is complete; do not use it on images.",
+        "summary": "SISR-CT: the published encoder/decoder (log2(r) stages of [conv3, "
+        "space-to-depth, PReLU], a conv3 head, mirrored decoder; 4 blocks x 32 channels) as a "
+        "residual restorer (output = FBP input + correction, identity at initialisation) that "
+        "removes sparse-view streaks: 1000 views over 180 degrees, every 16th kept.",
+        "objective": "MSE against the full-view FBP (same field-of-view mask), as published; "
+        "CT in the [-1024, 200] HU window.",
+        "remarks": "Trained on 128 px crops of every corpus slice (streaks do not depend on "
+        "anatomy), each projected and reconstructed with sparse and full views. The reference "
+        "is the sparse-view FBP itself (the model's input).",
     },
 }
 
