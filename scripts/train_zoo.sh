@@ -5,9 +5,11 @@
 # runs/zoo/<name>/best_ema.safetensors (the EMA weights chosen on the corpus's val role) to
 # src/medsr/zoo/<name>.safetensors and write its manifest entry (file, SHA-256, architecture,
 # build config, scale, degradation, card) with the run's iterations, wall time, hardware and
-# learning curve. A run resumes where it stopped (runs/zoo/<name>/checkpoints/last.pt, a few
-# MB: carry the runs/zoo/<name> folder to another machine to go on there). Afterwards
-# regenerate the cards, which apply the shipping rule:
+# learning curve. A run resumes where it stopped (runs/zoo/<name>/checkpoints/last.pt). Each
+# shipped run is also carried in the repository, zoo-runs/<name>/ (checkpoint, best weights,
+# curve and progress; a few MB), and a machine without runs/zoo/<name> resumes from there, so
+# a later session, or a GPU machine, goes on where this one stopped. Afterwards regenerate
+# the cards, which apply the shipping rule:
 #   python scripts/make_zoo_cards.py
 #
 # Usage: scripts/train_zoo.sh [NAME...]        (env: CORPUS=corpus, MEDSR_ZOO_DIR,
@@ -19,6 +21,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 RUNS="${RUNS:-runs/zoo}"
 CORPUS="${CORPUS:-corpus}"
+CARRY="${CARRY:-zoo-runs}"
+CARRIED=(checkpoints/last.pt best_ema.safetensors curve.jsonl progress.json)
 DEVICE="${DEVICE:-auto}"
 ZOO="${MEDSR_ZOO_DIR:-src/medsr/zoo}"
 ALL=(srresnet-x2 srresnet-x4 miassr swift-srgan-x4 blimsr-lite-x4 sisr-us-lateral-x4 sisr-ct-sparse-view)
@@ -34,6 +38,12 @@ names=("$@")
 for name in "${names[@]}"; do
     config="configs/zoo/${name}.yaml"
     [[ -f "$config" ]] || { echo "train_zoo: no config $config" >&2; exit 2; }
+    if [[ ! -f "$RUNS/$name/checkpoints/last.pt" && -f "$CARRY/$name/checkpoints/last.pt" ]]; then
+        echo "== resuming $name from $CARRY/$name ==" >&2
+        for f in "${CARRIED[@]}"; do
+            if [[ -f "$CARRY/$name/$f" ]]; then install -D -m 644 "$CARRY/$name/$f" "$RUNS/$name/$f"; fi
+        done
+    fi
     if [[ $train -eq 1 ]]; then
         echo "== training $name ($config) ==" >&2
         [[ -f "$CORPUS/manifest.csv" ]] || { echo "train_zoo: no corpus at $CORPUS (medsr corpus build $CORPUS)" >&2; exit 2; }
@@ -125,4 +135,7 @@ with open(lock_path, "w") as lock:
     os.replace(tmp, manifest)
 print(f"train_zoo: shipped {target} ({target.stat().st_size / 1e6:.2f} MB, sha256 {entry['sha256'][:12]}...)")
 PY
+    for f in "${CARRIED[@]}"; do
+        if [[ -f "$RUNS/$name/$f" ]]; then install -D -m 644 "$RUNS/$name/$f" "$CARRY/$name/$f"; fi
+    done
 done
