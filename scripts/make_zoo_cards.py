@@ -640,7 +640,8 @@ def readme_table(summaries: Sequence[dict[str, Any]]) -> str:
         "CT the FBP input) as the mean over images, and the smallest per-modality gain; the "
         "last column is the mean PSNR gain on the bundled test samples alone (comparable "
         "with 0.1). Status: *shipped* models beat the reference in PSNR and SSIM on every "
-        "modality they claim; *experimental* ones do not and are never a default. Details, "
+        "modality they claim and move no test image's mean by more than 0.2% of its range; "
+        "*experimental* ones do not and are never a default. Details, "
         "learning curves and configurations are in each model's card "
         "(`src/medsr/zoo/<name>.md`).",
         "",
