@@ -96,6 +96,7 @@ def _bench(
     cfg: dict[str, Any], method: str, args: argparse.Namespace, device: str
 ) -> dict[str, Any]:
     cfg["loss"]["allow_random_init"] = True
+    cfg["init_from"] = None  # speed does not depend on the starting weights
     cfg["amp"]["enabled"] = bool(args.amp) or (cfg["amp"]["enabled"] and device == "cuda")
     cfg["validation"]["every"] = 0
     cfg["checkpoint"]["every"] = 0
