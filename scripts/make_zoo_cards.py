@@ -463,7 +463,7 @@ def write_card(
     ``results`` maps a data source (``corpus``, ``samples``) to its evaluations. The
     shipping verdict is taken on the corpus test role (every modality the model claims).
     """
-    from medsr.infer.zoo import SHIPPED, shipping_verdict
+    from medsr.infer.zoo import SHIPPED, scale_key, shipping_verdict
 
     notes = NOTES.get(name, {"kind": "PSNR", "summary": entry["architecture"], "objective": ""})
     training = entry.get("training", {})
@@ -498,8 +498,6 @@ def write_card(
                 continue
             reference = "FBP input" if setting.degradation == "ct-sparse-view" else "bicubic"
             s = summarise(result["rows"])
-            from medsr.infer.zoo import scale_key
-
             figures = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items()}
             figures["scale_key"] = scale_key(setting.scale)
             summary["settings" if source == "corpus" else "samples"][setting.label] = figures
@@ -591,9 +589,8 @@ def write_card(
 
 def write_manifest_status(zoo: Path, summaries: Sequence[dict[str, Any]]) -> dict[str, str]:
     """Record each model's status and the per-scale defaults in the manifest (atomically)."""
-    import os
-
     from medsr.infer.zoo import choose_defaults
+    from medsr.io.core import atomic_path
 
     path = zoo / "manifest.json"
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -602,9 +599,8 @@ def write_manifest_status(zoo: Path, summaries: Sequence[dict[str, Any]]) -> dic
             data["models"][s["name"]]["status"] = s.get("status", "experimental")
     defaults = choose_defaults(summaries)
     data["defaults"] = defaults
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return defaults
 
 

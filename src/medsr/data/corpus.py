@@ -29,7 +29,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Sequence
@@ -482,12 +481,13 @@ def build_corpus(
             )
         if progress:
             progress(f"{item.id}: {item.role} {item.modality.value}")
+    from medsr.io.core import atomic_path
+
     manifest = out / MANIFEST
-    with tempfile.NamedTemporaryFile("w", dir=out, delete=False, newline="", suffix=".tmp") as fh:
+    with atomic_path(manifest) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    Path(fh.name).replace(manifest)
     return manifest
 
 

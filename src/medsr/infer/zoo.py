@@ -78,18 +78,23 @@ def default_model(
     ``bicubic``. A default that names a model missing from the zoo, or one that is not
     shipped, is skipped.
     """
-    defaults = manifest_defaults(zoo_dir)
-    for key in (scale_key(scale), "any" if scale is not None else "default"):
-        name = defaults.get(key)
-        if name and zoo_status(name, zoo_dir) == SHIPPED:
-            return name
-    return FALLBACK
+    return _default_for(scale_key(scale), zoo_dir)
 
 
 def default_model_for(scale: float | Sequence[float] | None, spacing: float | None = None) -> str:
     """The default for an upscale request: by scale, or an arbitrary-scale model when a
     target spacing decides the factor (``any``)."""
-    return default_model(2.5 if spacing is not None and scale is None else scale)
+    return _default_for("any" if spacing is not None and scale is None else scale_key(scale))
+
+
+def _default_for(key: str, zoo_dir: str | Path | None = None) -> str:
+    """The shipped default under ``key``, else under ``any`` (or ``default``), else bicubic."""
+    defaults = manifest_defaults(zoo_dir)
+    for candidate in (key, "default" if key == "default" else "any"):
+        name = defaults.get(candidate)
+        if name and zoo_status(name, zoo_dir) == SHIPPED:
+            return name
+    return FALLBACK
 
 
 def shipping_verdict(

@@ -414,19 +414,24 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
+def _sibling_dir(path: Path, suffix: str) -> Path:
+    """A new folder ``.<name>.<pid>.<random><suffix>`` beside ``path`` (the pid lets a later
+    write remove what a killed run left)."""
+    try:
+        return Path(
+            tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=suffix, dir=path.parent)
+        )
+    except OSError as exc:
+        raise InputError(path, f"cannot be written ({exc.strerror or exc})") from None
+
+
 @contextmanager
 def scratch_dir(path: Path) -> Iterator[Path]:
     """A temporary folder beside ``path`` (named after it, with the process id), removed
     when the block ends, whether it succeeds or not."""
     _prepare_parent(path)
-    prefix = f".{path.name}."
-    remove_stale_parts(path.parent, prefix, ".part")
-    try:
-        tmp = Path(
-            tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", suffix=".part", dir=path.parent)
-        )
-    except OSError as exc:
-        raise InputError(path, f"cannot be written ({exc.strerror or exc})") from None
+    remove_stale_parts(path.parent, f".{path.name}.", ".part")
+    tmp = _sibling_dir(path, ".part")
     try:
         yield tmp
     except OSError as exc:
@@ -445,22 +450,14 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     _prepare_parent(path)
     if path.exists() and not path.is_dir():
         raise InputError(path, "is a file; a DICOM series is written into a folder")
-    prefix = f".{path.name}."
     for leftover in (".part", ".old"):
-        remove_stale_parts(path.parent, prefix, leftover)
-    try:
-        tmp = Path(
-            tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", suffix=".part", dir=path.parent)
-        )
-    except OSError as exc:
-        raise InputError(path, f"cannot be written ({exc.strerror or exc})") from None
+        remove_stale_parts(path.parent, f".{path.name}.", leftover)
+    tmp = _sibling_dir(path, ".part")
     try:
         os.chmod(tmp, 0o777 & ~_umask())
         yield tmp
         if path.exists():
-            old = Path(
-                tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", suffix=".old", dir=path.parent)
-            )
+            old = _sibling_dir(path, ".old")
             os.replace(path, old / "x")
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)

@@ -734,24 +734,32 @@ class Trainer:
         now = time.perf_counter()
         return self.seconds_before + (now - self._wall_start if self._wall_start else 0.0)
 
-    def _write_progress(self) -> None:
-        """``progress.json`` beside the checkpoint: where a stopped or running run stands."""
-        progress = {
+    def _standing(self) -> dict[str, Any]:
+        """Where the run stands: iterations, data, the best validation result, device."""
+        return {
             "name": self.cfg["name"],
+            "model": self.generator.name,
             "iterations": self.iteration,
-            "total_iterations": self.total,
-            "seconds": round(self.total_seconds(), 1),
-            "best_iteration": self.best_iteration,
-            "best_val_psnr": self.best_psnr if math.isfinite(self.best_psnr) else None,
-            "best_val_ssim": self.best_ssim if math.isfinite(self.best_ssim) else None,
             "train_slices": len(self.train_data),
             "val_slices": len(self.val_data),
+            "best_val_psnr": self.best_psnr if math.isfinite(self.best_psnr) else None,
+            "best_val_ssim": self.best_ssim if math.isfinite(self.best_ssim) else None,
+            "best_iteration": self.best_iteration,
             "device": str(self.device),
+        }
+
+    def _write_progress(self) -> None:
+        """``progress.json`` beside the checkpoint: where a stopped or running run stands."""
+        from medsr.io.core import atomic_path
+
+        progress = {
+            **self._standing(),
+            "total_iterations": self.total,
+            "seconds": round(self.total_seconds(), 1),
             "cpu_threads": torch.get_num_threads(),
         }
-        tmp = self.out_dir / ".progress.json.tmp"
-        tmp.write_text(json.dumps(progress, indent=2))
-        os.replace(tmp, self.out_dir / "progress.json")
+        with atomic_path(self.out_dir / "progress.json") as tmp:
+            tmp.write_text(json.dumps(progress, indent=2))
 
     def load_checkpoint(self, path: Path) -> None:
         try:
@@ -1015,8 +1023,8 @@ class Trainer:
             sync_buffers(self.discriminator, self.ctx)
         elapsed = time.perf_counter() - start_wall
         summary = self._summary(elapsed, self.iteration - start_iteration)
-        summary["total_seconds"] = self.total_seconds()
         self.seconds_before, self._wall_start = self.total_seconds(), None
+        summary["total_seconds"] = self.seconds_before
         if self.ctx.is_main:
             (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
             if self.writer is not None:
@@ -1058,22 +1066,14 @@ class Trainer:
 
     def _summary(self, elapsed: float, iterations: int) -> dict[str, Any]:
         return {
-            "name": self.cfg["name"],
-            "model": self.generator.name,
-            "iterations": self.iteration,
-            "train_slices": len(self.train_data),
-            "val_slices": len(self.val_data),
+            **self._standing(),
             "val_shares_training": self.val_shares_training,
-            "best_val_psnr": self.best_psnr if math.isfinite(self.best_psnr) else None,
-            "best_val_ssim": self.best_ssim if math.isfinite(self.best_ssim) else None,
-            "best_iteration": self.best_iteration,
             "last_metrics": self.last_metrics,
             "bicubic_psnr": self.validation.bicubic_psnr if self.validation else None,
             "bicubic_ssim": self.validation.bicubic_ssim if self.validation else None,
             "seconds": elapsed,
             "iterations_per_second": iterations / elapsed if elapsed > 0 else None,
             "world_size": self.ctx.world_size,
-            "device": str(self.device),
         }
 
     def close(self) -> None:
