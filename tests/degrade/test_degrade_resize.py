@@ -143,3 +143,35 @@ def test_small_images_and_odd_scales_fall_back_to_the_gather_form() -> None:
     out = imresize(tiny, scale=0.25)  # 16-tap kernel on 2-3 pixels: mirrored several times
     assert out.shape == (1, 1, 1, 1)
     np.testing.assert_allclose(float(out), float(tiny.mean()), atol=0.2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_torch_fast_path_matches_the_gather_form_borders_included(dtype: torch.dtype) -> None:
+    """Integer antialiased cubic shrinking goes through torch's interpolate on a mirror-padded
+    image; it must equal MATLAB semantics (the gather form) everywhere, borders included."""
+    from medsr.degrade import resize
+
+    g = torch.Generator().manual_seed(1)
+    cases = [((2, 3, 37, 40), 4), ((16, 64, 64), 4), ((1, 1, 31, 17), 2), ((1, 101, 97), 3)]
+    cases += [((1, 1, 13, 13), 4), ((1, 1, 64, 72), 8)]
+    for shape, q in cases:
+        x = torch.rand(*shape, generator=g, dtype=dtype)
+        h, w = shape[-2:]
+        oh, ow = resize.output_size(h, w, 1 / q)
+        fast = resize._torch_downscale(x, oh, ow, 1 / q, 1 / q, "cubic", True)
+        assert fast is not None, (shape, q)  # the path under test was taken
+        want = resize._gather_axis(x, -2, oh, 1 / q, "cubic", True)
+        want = resize._gather_axis(want, -1, ow, 1 / q, "cubic", True)
+        assert fast.shape == want.shape == imresize(x, scale=1 / q).shape
+        assert fast.dtype == dtype
+        assert float((fast - want).abs().max()) < 1e-6, (shape, q)
+    # images smaller than the padding, upscaling and non-integer factors take the other forms
+    assert resize._torch_downscale(torch.rand(1, 1, 9, 9), 3, 3, 0.25, 0.25, "cubic", True) is None
+    assert resize._torch_downscale(torch.rand(1, 1, 8, 8), 16, 16, 2.0, 2.0, "cubic", True) is None
+    assert (
+        resize._torch_downscale(torch.rand(1, 1, 40, 40), 16, 16, 0.4, 0.4, "cubic", True) is None
+    )
+    assert (
+        resize._torch_downscale(torch.rand(1, 1, 40, 40), 10, 10, 0.25, 0.25, "linear", True)
+        is None
+    )
