@@ -291,6 +291,25 @@ def test_validation_uses_held_out_images_and_selects_by_psnr_and_ssim(tmp_path: 
     trainer.close()
 
 
+def test_perceptual_selection_takes_the_lowest_gmsd_within_the_psnr_floor(tmp_path: Path) -> None:
+    """GAN runs (validation.select=perceptual): the sharpest checkpoint by GMSD whose PSNR
+    is within 0.5 dB of bicubic wins, not the highest PSNR (the pixel warm-up's)."""
+    cfg = tiny("swift-srgan-cxr-x4", "validation.select=perceptual")
+    trainer = Trainer(cfg, tmp_path, device="cpu")
+    assert trainer.validation is not None
+    metrics = trainer.validate()
+    assert 0 <= metrics["val/gmsd"] < 1  # measured on the validation patches
+    floor = trainer.validation.bicubic_psnr - 0.5
+    assert trainer._better({"val/psnr": floor + 2, "val/ssim": 0.9, "val/gmsd": 0.05})
+    trainer.best_psnr, trainer.best_gmsd, trainer.best_iteration = floor + 2, 0.05, 1
+    assert trainer._better({"val/psnr": floor + 0.1, "val/ssim": 0.8, "val/gmsd": 0.04})
+    assert not trainer._better({"val/psnr": floor + 3, "val/ssim": 0.95, "val/gmsd": 0.06})
+    assert not trainer._better({"val/psnr": floor - 0.1, "val/ssim": 0.95, "val/gmsd": 0.01})
+    trainer.close()
+    with pytest.raises(ConfigError, match=r"validation\.select"):
+        tiny("swift-srgan-cxr-x4", "validation.select=lpips")
+
+
 def test_val_options_sharing_a_subject_with_training_is_refused(tmp_path: Path) -> None:
     cfg = tiny(
         "miassr-mr-arbitrary",

@@ -83,7 +83,14 @@ DEFAULTS: Config = {
     "amp": {"enabled": False, "dtype": "bf16"},
     "ema": {"enabled": True, "decay": 0.999},
     "grad_clip": {"generator": None, "discriminator": None},
-    "validation": {"every": 1000, "patches": 16, "scales": None, "shave": "auto", "seed": 1234},
+    "validation": {
+        "every": 1000,
+        "patches": 16,
+        "scales": None,
+        "shave": "auto",
+        "seed": 1234,
+        "select": "psnr",
+    },
     "checkpoint": {"every": 1000},
     "logging": {"tensorboard": True, "every": 50, "progress": True},
     # stop_after: stop (checkpointed) after N iterations; stage_iterations: every stage
@@ -216,6 +223,14 @@ def load_config(
 
 
 # -- validation ---------------------------------------------------------------------------
+
+#: How the best checkpoint is chosen on the validation patches: ``psnr`` (pixel models: SSIM
+#: at least bicubic's, then the highest PSNR) or ``perceptual`` (GANs: PSNR at most
+#: ``PERCEPTUAL_PSNR_FLOOR_DB`` below bicubic's, then the lowest GMSD).
+CHECKPOINT_SELECTION = ("psnr", "perceptual")
+PERCEPTUAL_PSNR_FLOOR_DB = 0.5
+
+
 def _fail(key: str, problem: str, value: Any = ...) -> ConfigError:
     shown = "" if value is ... else f", got {value!r}"
     return ConfigError(f"config key {key}: {problem}{shown}")
@@ -409,6 +424,10 @@ def validate(cfg: Config) -> Config:
         raise _fail("validation.scales", "must list scales (arbitrary-scale models)", val["scales"])
     if val["shave"] != "auto":
         _integer(val["shave"], "validation.shave")
+    if val["select"] not in CHECKPOINT_SELECTION:
+        raise _fail(
+            "validation.select", f"must be one of {', '.join(CHECKPOINT_SELECTION)}", val["select"]
+        )
     ckpt = _section(cfg, "checkpoint")
     _check_keys(ckpt, DEFAULTS["checkpoint"], "checkpoint.")
     _integer(ckpt["every"], "checkpoint.every")

@@ -43,7 +43,13 @@ from medsr.data.datasets import Augment, SliceDataset, as_patch_size
 from medsr.data.layouts import records_for
 from medsr.data.splits import split_records
 from medsr.errors import ConfigError, InputError
-from medsr.train.config import Config, deep_merge, dump, total_iterations
+from medsr.train.config import (
+    PERCEPTUAL_PSNR_FLOOR_DB,
+    Config,
+    deep_merge,
+    dump,
+    total_iterations,
+)
 from medsr.train.distributed import (
     DistContext,
     init_from_env,
@@ -347,6 +353,7 @@ class Trainer:
         self.iteration = 0
         self.best_psnr = -math.inf
         self.best_ssim = -math.inf
+        self.best_gmsd = math.inf
         self.best_iteration = -1
         #: Training wall time over every sitting of this run (resumes included).
         self.seconds_before = 0.0
@@ -699,6 +706,7 @@ class Trainer:
             "best": {
                 "psnr": self.best_psnr,
                 "ssim": self.best_ssim,
+                "gmsd": self.best_gmsd,
                 "iteration": self.best_iteration,
             },
             "rng": {
@@ -795,6 +803,7 @@ class Trainer:
         self.iteration = int(state["iteration"])
         self.best_psnr = float(state["best"]["psnr"])
         self.best_ssim = float(state["best"].get("ssim", -math.inf))
+        self.best_gmsd = float(state["best"].get("gmsd", math.inf))
         self.seconds_before = float(state.get("seconds", 0.0))
         self.best_iteration = int(state["best"]["iteration"])
         rng = state["rng"]
@@ -883,30 +892,32 @@ class Trainer:
     # -- validation -----------------------------------------------------------------------
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """PSNR/SSIM (data range 1, [0, 1] intensities) of the EMA generator on the fixed
-        validation patches, with the bicubic baseline on the same patches.
+        """PSNR/SSIM and GMSD (data range 1, [0, 1] intensities) of the EMA generator on the
+        fixed validation patches, with the bicubic baseline on the same patches.
 
         Means over patches; each PSNR is capped at ``PSNR_CAP_DB`` so one exactly
         reconstructed patch (flat or band-limited content) cannot make the mean infinite.
         """
-        from medsr.metrics import psnr, ssim
+        from medsr.metrics import gmsd, psnr, ssim
 
         if self.validation is None:
             return {}
         model = self.ema.module if self.ema is not None else self.generator
         was_training = model.training
         model.eval()
-        ps, ss = [], []
+        ps, ss, gs = [], [], []
         for (scale, lr, hr), shave in zip(self.validation.groups, self.validation.shave):
             with self._autocast():
                 sr = model(lr, scale) if scale is not None else model(lr)
             sr, hr_c = common_crop(sr.float().clamp(0, 1), hr)
             ps.append(psnr(sr, hr_c, data_range=1.0, shave=shave).clamp(max=PSNR_CAP_DB))
             ss.append(ssim(sr, hr_c, data_range=1.0, shave=shave))
+            gs.append(gmsd(sr, hr_c, data_range=1.0, shave=shave))
         model.train(was_training)
         return {
             "val/psnr": float(torch.cat(ps).mean()),
             "val/ssim": float(torch.cat(ss).mean()),
+            "val/gmsd": float(torch.cat(gs).mean()),
             "val/bicubic_psnr": self.validation.bicubic_psnr,
             "val/bicubic_ssim": self.validation.bicubic_ssim,
         }
@@ -1041,22 +1052,36 @@ class Trainer:
             if metrics and self._better(metrics):
                 self.best_psnr = metrics["val/psnr"]
                 self.best_ssim = metrics["val/ssim"]
+                self.best_gmsd = metrics.get("val/gmsd", math.inf)
                 self.best_iteration = self.iteration
                 self._export_best()
         self.ctx.barrier()
 
     def _better(self, metrics: Mapping[str, float]) -> bool:
-        """Whether a validation result beats the best so far, by PSNR *and* SSIM.
+        """Whether a validation result beats the best so far (``validation.select``).
 
-        A model must beat bicubic in both: a checkpoint whose SSIM is below the bicubic
-        SSIM of the same patches ranks below every one that is not (a PSNR gain bought
-        with texture painted into flat regions is no gain); within a rank, higher PSNR
-        wins.
+        ``psnr``: by PSNR *and* SSIM. A model must beat bicubic in both: a checkpoint whose
+        SSIM is below the bicubic SSIM of the same patches ranks below every one that is
+        not (a PSNR gain bought with texture painted into flat regions is no gain); within
+        a rank, higher PSNR wins.
+
+        ``perceptual`` (GAN fine-tuning, where the highest PSNR is simply the checkpoint
+        nearest the pixel warm-up): checkpoints whose PSNR is within
+        ``PERCEPTUAL_PSNR_FLOOR_DB`` of bicubic's rank above the rest; within a rank the
+        lowest GMSD (gradient-magnitude similarity deviation, no learned weights) wins.
         """
+        if self.best_iteration < 0:
+            return True
+        if self.cfg["validation"].get("select", "psnr") == "perceptual":
+            floor = self._bicubic_psnr() - PERCEPTUAL_PSNR_FLOOR_DB
+            rank = (metrics["val/psnr"] >= floor, -metrics.get("val/gmsd", math.inf))
+            return rank > (self.best_psnr >= floor, -self.best_gmsd)
         base = self.validation.bicubic_ssim if self.validation is not None else -math.inf
-        rank = (metrics["val/ssim"] >= base, metrics["val/psnr"])
-        best = (self.best_ssim >= base, self.best_psnr)
-        return self.best_iteration < 0 or rank > best
+        rank_psnr = (metrics["val/ssim"] >= base, metrics["val/psnr"])
+        return rank_psnr > (self.best_ssim >= base, self.best_psnr)
+
+    def _bicubic_psnr(self) -> float:
+        return self.validation.bicubic_psnr if self.validation is not None else -math.inf
 
     def _append_curve(self, metrics: Mapping[str, float]) -> None:
         """One line of the learning curve (held-out PSNR/SSIM against iterations)."""
