@@ -16,6 +16,7 @@ then hides it completely).
     python benchmarks/train.py --device cuda        # GPU: published batch and patch sizes
     python benchmarks/train.py --configs miassr-mr-arbitrary --iterations 20 --amp
     python benchmarks/train.py --zoo                # every zoo config, as it trains
+    python benchmarks/train.py --zoo --compare-layouts   # channels-last vs default layout
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ def _bench(
 ) -> dict[str, Any]:
     cfg["loss"]["allow_random_init"] = True
     cfg["init_from"] = None  # speed does not depend on the starting weights
+    if args.layout is not None:
+        cfg["channels_last"] = args.layout == "channels-last"
     cfg["amp"]["enabled"] = bool(args.amp) or (cfg["amp"]["enabled"] and device == "cuda")
     cfg["validation"]["every"] = 0
     cfg["checkpoint"]["every"] = 0
@@ -147,6 +150,24 @@ def _bench(
     }
 
 
+def compare_layouts(args: argparse.Namespace) -> None:
+    """Iterations/s of each config in both memory layouts, measured back to back (twice,
+    alternating, best of each), and the channels-last speed-up."""
+    for method in args.configs:
+        speeds: dict[str, list[float]] = {"default": [], "channels-last": []}
+        for _ in range(2):
+            for layout in speeds:
+                args.layout = layout
+                speeds[layout].append(bench_config(method, args, args.device)["it_per_s"])
+        nchw, nhwc = max(speeds["default"]), max(speeds["channels-last"])
+        print(
+            f"{method:28} default {nchw:6.2f} it/s, channels-last {nhwc:6.2f} it/s "
+            f"-> {nhwc / nchw:.2f}x",
+            flush=True,
+        )
+    args.layout = None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -167,7 +188,13 @@ def main() -> None:
     parser.add_argument("--amp", action="store_true", help="autocast (bf16 on CPU)")
     parser.add_argument("--cine", action="store_true", help="include the 120-frame US cine")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument(
+        "--compare-layouts",
+        action="store_true",
+        help="run each config in the default (NCHW) and the channels-last layout, print the ratio",
+    )
     args = parser.parse_args()
+    args.layout = None
     if args.configs is None:
         args.configs = [f"zoo/{n}" for n in ZOO] if args.zoo else list(METHODS)
     if args.iterations is None:
@@ -177,6 +204,9 @@ def main() -> None:
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
         f"{args.iterations} timed iterations after {args.warmup} warm-up"
     )
+    if args.compare_layouts:
+        compare_layouts(args)
+        return
     head = (
         f"{'config':28} {'model':12} {'M par':>6} {'batch':>5} {'patch':>9} {'amp':>4} "
         f"{'it/s':>7} {'samp/s':>8} {'data ms':>8} {'degr ms':>8} {'step ms':>9} "

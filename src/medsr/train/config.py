@@ -81,6 +81,10 @@ DEFAULTS: Config = {
     "optim": {"generator": dict(_OPTIM), "discriminator": dict(_OPTIM)},
     "scheduler": {"generator": dict(_SCHED), "discriminator": dict(_SCHED)},
     "amp": {"enabled": False, "dtype": "bf16"},
+    # Networks and batches in channels-last memory layout (NHWC): 1.2-1.5x faster training
+    # steps for the zoo generators on a CPU (benchmarks/train_kernels.py), and the layout
+    # tensor cores want on a GPU. Numerically the same model; weights are saved contiguous.
+    "channels_last": True,
     "ema": {"enabled": True, "decay": 0.999},
     "grad_clip": {"generator": None, "discriminator": None},
     "validation": {
@@ -411,6 +415,7 @@ def validate(cfg: Config) -> Config:
     ema = cfg["ema"]
     _check_keys(ema, DEFAULTS["ema"], "ema.")
     _boolean(ema["enabled"], "ema.enabled")
+    _boolean(cfg["channels_last"], "channels_last")
     decay = _number(ema["decay"], "ema.decay", minimum=0.0)
     if decay >= 1:
         raise _fail("ema.decay", "must be below 1", decay)

@@ -429,6 +429,7 @@ class Trainer:
 
         mcfg = dict(self.cfg["model"])
         name = mcfg.pop("name")
+        self.channels_last = bool(self.cfg.get("channels_last", True))
         self.generator = models.build(name, **mcfg).to(self.device)
         if self.generator.is_baseline:
             raise ConfigError(f"model.name {name!r} is an interpolation baseline: nothing to train")
@@ -474,6 +475,10 @@ class Trainer:
             dname = dcfg.pop("name")
             dcfg.setdefault("in_channels", 1)
             self.discriminator = models.build_discriminator(dname, **dcfg).to(self.device)
+        if self.channels_last:
+            self.generator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            if self.discriminator is not None:
+                self.discriminator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.ema = (
             ModelEMA(self.generator, self.cfg["ema"]["decay"])
             if self.cfg["ema"]["enabled"]
@@ -616,12 +621,16 @@ class Trainer:
         full-view FBP of the same image and field-of-view mask, as the paper trains)."""
         if scale is not None:
             ss = self.cfg["scale_sampling"]
-            return arbitrary_scale_lr(hr, scale, float(ss["blur_sigma"])), hr
+            return self._layout(arbitrary_scale_lr(hr, scale, float(ss["blur_sigma"]))), hr
         params = self.degradation.sample_params(hr.shape[0], generator, self.device)
         if getattr(self.degradation, "replaces_target", False):
             lr, target = self.degradation.apply_pair(hr, params)
-            return lr, target
-        return self.degradation.apply(hr, params), hr
+            return self._layout(lr), target
+        return self._layout(self.degradation.apply(hr, params)), hr
+
+    def _layout(self, lr: Tensor) -> Tensor:
+        """The network input in the networks' memory layout (``channels_last``)."""
+        return lr.contiguous(memory_format=torch.channels_last) if self.channels_last else lr
 
     def _build_validation(self) -> None:
         from medsr.degrade.resize import imresize
