@@ -72,3 +72,21 @@ def test_projection_removes_a_mean_shift_and_keeps_the_texture() -> None:
     torch.testing.assert_close(downscale(projected, (16, 16)), lr, atol=1e-5, rtol=0)
     kept = ((projected - base) * texture).sum() / (texture * texture).sum()
     assert float(kept) > 0.95
+
+
+def test_eval_scores_a_gan_as_upscale_delivers_it() -> None:
+    """``medsr eval`` (run_evaluation's forward) applies the same default: a GAN-tagged
+    model's output re-degrades to its input unless --no-data-consistency is given."""
+    from medsr.evaluate.runner import _forward
+
+    torch.manual_seed(0)
+    model = _tagged("gan").eval()
+    with torch.no_grad():  # an intensity shift the projection must remove
+        model.tail.bias.add_(0.05)  # type: ignore[union-attr, operator]
+    lr = torch.rand(1, 1, 24, 20)
+    with torch.inference_mode():
+        projected = _forward(model, lr, (2.0, 2.0))
+        raw = _forward(model, lr, (2.0, 2.0), data_consistency=False)
+    assert float((downscale(projected, (24, 20)) - lr).abs().max()) < 1e-4
+    assert float((downscale(raw, (24, 20)) - lr).abs().mean()) > 0.01
+    assert abs(float(projected.mean() - lr.mean())) < 2e-3 < abs(float(raw.mean() - lr.mean()))

@@ -98,6 +98,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help="training seconds of self-supervised SR per volume (default 120)",
     )
+    ev.add_argument(
+        "--data-consistency",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="project each output so it re-degrades exactly to its input, as medsr upscale "
+        "does (default: on for GAN-trained zoo models, off otherwise)",
+    )
     ev.add_argument("--quiet", action="store_true", help="no per-image progress lines")
     ev.set_defaults(handler=run_eval)
 
@@ -294,6 +301,7 @@ def run_eval(args: argparse.Namespace) -> int:
         args.seed,
         keep_visuals=args.report is not None,
         progress=progress,
+        data_consistency=args.data_consistency,
     )
     print(
         f"{len(images)} images, {run.scale_label}, degradation {run.degradation}, seed {run.seed}, "

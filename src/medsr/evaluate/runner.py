@@ -425,20 +425,32 @@ def _common_crop(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a[:h, :w], b[:h, :w]
 
 
-def _forward(model: torch.nn.Module, lr: torch.Tensor, scale: tuple[float, float]) -> torch.Tensor:
+def _forward(
+    model: torch.nn.Module,
+    lr: torch.Tensor,
+    scale: tuple[float, float],
+    data_consistency: bool | None = None,
+) -> torch.Tensor:
     """Grey (B, 1, h, w) -> grey SR through ``medsr upscale``'s execution path.
 
     :class:`~medsr.infer.runner.ModelRunner` (BatchNorm folded, channels-last,
     inference mode, grey repeated for colour models) on the model's own device,
-    tiled only when the forward would exceed the memory budget.
+    tiled only when the forward would exceed the memory budget; then, as
+    ``medsr upscale`` does, the data-consistency projection when ``data_consistency``
+    asks for it or (None) by default for GAN-trained zoo models, with the imresize
+    kernel of the model's training degradation.
     """
-    from medsr.infer.pipeline import upscale_planes
+    from medsr.infer.consistency import project_consistent, wants_data_consistency
+    from medsr.infer.pipeline import _degradation_kernel, upscale_planes
     from medsr.infer.runner import ModelRunner, ScalePlan
 
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     runner = ModelRunner(model, device=device)
-    return upscale_planes(runner, lr.float(), ScalePlan(scale, scale))
+    sr = upscale_planes(runner, lr.float(), ScalePlan(scale, scale))
+    if getattr(model, "is_baseline", False) or not wants_data_consistency(model, data_consistency):
+        return sr
+    return project_consistent(sr, lr.float().to(sr.device), _degradation_kernel(model)[0])
 
 
 def score_pair(
@@ -504,11 +516,14 @@ def run_evaluation(
     keep_visuals: bool = False,
     progress: Callable[[str], None] | None = None,
     with_ssim: bool = True,
+    data_consistency: bool | None = None,
 ) -> EvalResult:
     """Score every model on every image at one scale; see the module docstring for the rules.
 
     ``keep_visuals`` keeps LR, SR and HR pixels for a report; ``with_ssim=False`` skips
-    SSIM, GMSD, HaarPSI and the bias (NaN) where only PSNR is wanted.
+    SSIM, GMSD, HaarPSI and the bias (NaN) where only PSNR is wanted. ``data_consistency``
+    is ``medsr upscale``'s option of that name (None: on for GAN-trained zoo models only),
+    so a GAN is scored as users get it.
     """
     deg = build_degradation(degradation, scale)
     sr_scale = (float(deg.scale[0]), float(deg.scale[1]))
@@ -536,7 +551,7 @@ def run_evaluation(
             srs: dict[str, np.ndarray] = {}
             for m in models:
                 start = time.perf_counter()
-                out = _forward(m.model, lr, sr_scale)
+                out = _forward(m.model, lr, sr_scale, data_consistency)
                 results[m.name].seconds += time.perf_counter() - start
                 sr_phys = norm.from_unit(out[0, 0].double().numpy())
                 sr_c, hr_c = _common_crop(sr_phys, hr.astype(np.float64))
