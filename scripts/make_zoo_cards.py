@@ -74,6 +74,8 @@ SETTINGS: dict[str, list[Setting]] = {
         Setting("bicubic", (4.0, 4.0)),
     ],
     "swift-srgan-x4": [Setting("bicubic", (4.0, 4.0))],
+    "swift-srgan-psnr-x4": [Setting("bicubic", (4.0, 4.0))],
+    "blimsr-lite-psnr-x4": [Setting("bicubic", (4.0, 4.0))],
     "blimsr-lite-x4": [Setting("bicubic", (4.0, 4.0))],
     "sisr-us-lateral-x4": [Setting("ultrasound-lateral", (1.0, 4.0), ("US",))],
     # Streaks do not depend on anatomy: scored on the held-out slices of every modality,
@@ -125,33 +127,51 @@ NOTES: dict[str, dict[str, str]] = {
     "swift-srgan-x4": {
         "kind": "GAN",
         "summary": "Swift-SRGAN (Krishnan et al. 2021): depthwise-separable SRResNet, 8 blocks "
-        "x 48 channels, x4, adversarially trained (weights of release 0.1).",
-        "objective": "Warm-up: MSE. GAN stage: MSE + 0.001 adversarial (vanilla BCE) + 2e-8 TV "
-        "+ 0.006 discriminator feature matching (standing in for the MobileNetV2 term, whose "
-        "ImageNet weights cannot be had offline).",
-        "remarks": "EXPERIMENTAL, far below bicubic: these are the 0.1 weights (600 CPU "
-        "iterations on 11 slices, no bicubic skip, EMA pulled towards the random init). The "
-        "round-2 recipe is ready but was not run here: a pixel warm-up with the bicubic skip "
-        "(`configs/zoo/swift-srgan-psnr-x4.yaml`) until held-out PSNR plateaus above bicubic, "
-        "then the adversarial fine-tune from it at Adam 1e-4 then 1e-5 with the low-frequency "
-        "lock (`configs/zoo/swift-srgan-x4.yaml`). On these two CPU cores the depthwise "
-        "generator and its 19 M-parameter discriminator would need days; a GPU run of tens of "
-        "minutes would do it.",
+        "x 48 channels, x4, with `residual=true` (output added to the bicubic upsampling), "
+        "adversarially fine-tuned from its PSNR twin `swift-srgan-psnr-x4`.",
+        "objective": "GAN stage from the twin's weights: MSE + 0.001 adversarial (vanilla "
+        "BCE, separable discriminator) + 2e-8 TV + 0.006 discriminator feature matching "
+        "(standing in for the MobileNetV2 term, whose ImageNet weights cannot be had "
+        "offline) + the low-frequency lock (L1 between output and HR both resized by 1/4). "
+        "Adam 1e-4 for both networks, 1e-5 from iteration 2000. Checkpoint: lowest GMSD on "
+        "the val role among those within 0.5 dB of bicubic's PSNR.",
+        "remarks": "Scored, as `medsr upscale` and `medsr eval` run it by default for GAN "
+        "models, with the data-consistency projection (the output re-degrades exactly to its "
+        "input, so the mean level cannot drift). Read it against its twin: a GAN trades PSNR "
+        "for texture, and its claim to look better is the GMSD/HaarPSI columns.",
+    },
+    "swift-srgan-psnr-x4": {
+        "kind": "PSNR",
+        "summary": "The PSNR twin of swift-srgan-x4 and its warm-up: Swift-SRGAN's "
+        "generator (Krishnan et al. 2021; depthwise-separable SRResNet, 8 blocks x 48 "
+        "channels) at x4, trained on pixel losses only, with `residual=true` (output added to "
+        "the bicubic upsampling; last layer starts at zero, so training starts from bicubic).",
+        "objective": "L1 pixel loss only.",
+        "remarks": "The starting point of the adversarial fine-tune (`swift-srgan-x4`), scored "
+        "here so that the GAN's trade-off can be read against it: the GAN must keep PSNR "
+        "within 0.5 dB of bicubic and beat this twin's perceptual measure (GMSD, HaarPSI).",
+    },
+    "blimsr-lite-psnr-x4": {
+        "kind": "PSNR",
+        "summary": "The PSNR twin of blimsr-lite-x4 and its warm-up: BliMSR-lite (2 residual "
+        "attention groups x 2 blocks x 32 channels) at x4 on pixel losses only, with "
+        "`residual=true` (output added to the bicubic upsampling).",
+        "objective": "L1 pixel loss only.",
+        "remarks": "The starting point of the adversarial fine-tune (`blimsr-lite-x4`).",
     },
     "blimsr-lite-x4": {
         "kind": "GAN",
         "summary": "BliMSR-lite: BliMSR's residual attention groups with multi-head "
-        "convolutional attention, 2 groups x 2 blocks x 32 channels, x4, adversarially "
-        "trained (weights of release 0.1).",
-        "objective": "Warm-up: L1. GAN stage: 0.01 adversarial (vanilla BCE, spectral-norm "
-        "ResNet discriminator) + 0.1 L1 + 1 gradient + 1 D-SSIM + 0.1 discriminator feature "
-        "matching (standing in for the VGG19 term, whose ImageNet weights cannot be had "
-        "offline).",
-        "remarks": "EXPERIMENTAL, far below bicubic and shifts intensities: these are the 0.1 "
-        "weights (400 CPU iterations, no bicubic skip, Adam 1e-3 in the GAN stage). The "
-        "round-2 recipe (`configs/zoo/blimsr-lite-psnr-x4.yaml`, then "
-        "`configs/zoo/blimsr-lite-x4.yaml` from its weights at Adam 1e-4 then 1e-5 with the "
-        "low-frequency lock) was not run here for want of compute; a GPU would do it.",
+        "convolutional attention, 2 groups x 2 blocks x 32 channels, x4, with `residual=true`, "
+        "adversarially fine-tuned from its PSNR twin `blimsr-lite-psnr-x4`.",
+        "objective": "GAN stage from the twin's weights: 0.01 adversarial (vanilla BCE, "
+        "spectral-norm ResNet discriminator as published) + 0.1 L1 + 1 gradient + 1 D-SSIM + "
+        "0.1 discriminator feature matching (standing in for the VGG19 term, whose ImageNet "
+        "weights cannot be had offline) + the low-frequency lock (L1 between output and HR "
+        "both resized by 1/4). Adam 1e-4, 1e-5 from iteration 2000. Checkpoint: lowest GMSD "
+        "on the val role among those within 0.5 dB of bicubic's PSNR.",
+        "remarks": "Scored with the data-consistency projection, the default for GAN models "
+        "in `medsr upscale` and `medsr eval`. Read it against its twin `blimsr-lite-psnr-x4`.",
     },
     "sisr-us-lateral-x4": {
         "kind": "PSNR",
@@ -452,6 +472,14 @@ def _curve_lines(curve: Sequence[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def _train_names(name: str) -> str:
+    """The zoo runs that make ``name``: a GAN fine-tune starts from its PSNR twin's weights."""
+    config = CONFIGS / f"{name}.yaml"
+    text = config.read_text() if config.is_file() else ""
+    found = re.search(r"^init_from:\s*runs/zoo/([\w.-]+)/", text, re.MULTILINE)
+    return f"{found.group(1)} {name}" if found else name
+
+
 def write_card(
     name: str,
     entry: dict[str, Any],
@@ -560,7 +588,7 @@ def write_card(
         f"{training.get('train_slices')} training slices |",
         f"| hardware | {_hardware(training)} |",
         f"| wall time | {minutes:.1f} min |",
-        f"| reproduce | `medsr corpus build corpus && scripts/train_zoo.sh {name}` "
+        f"| reproduce | `medsr corpus build corpus && scripts/train_zoo.sh {_train_names(name)}` "
         "(resumes a stopped run) |",
         "",
         *([f"**Remarks.** {notes['remarks']}", ""] if notes.get("remarks") else []),

@@ -25,7 +25,8 @@ CARRY="${CARRY:-zoo-runs}"
 CARRIED=(checkpoints/last.pt best_ema.safetensors curve.jsonl progress.json)
 DEVICE="${DEVICE:-auto}"
 ZOO="${MEDSR_ZOO_DIR:-src/medsr/zoo}"
-ALL=(srresnet-x2 srresnet-x4 miassr swift-srgan-x4 blimsr-lite-x4 sisr-us-lateral-x4 sisr-ct-sparse-view)
+ALL=(srresnet-x2 srresnet-x4 miassr swift-srgan-psnr-x4 swift-srgan-x4 blimsr-lite-psnr-x4 blimsr-lite-x4
+     sisr-us-lateral-x4 sisr-ct-sparse-view)  # each GAN after its PSNR twin (init_from)
 
 train=1
 if [[ "${1:-}" == "--export" ]]; then
