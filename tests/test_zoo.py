@@ -21,6 +21,7 @@ EXPECTED = {
     "srresnet-x2",
     "srresnet-x4",
     "swift-srgan-x4",
+    "swift-srgan-psnr-x4",
     "miassr",
     "blimsr-lite-x4",
     "sisr-us-lateral-x4",
