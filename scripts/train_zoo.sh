@@ -23,6 +23,7 @@ RUNS="${RUNS:-runs/zoo}"
 CORPUS="${CORPUS:-corpus}"
 CARRY="${CARRY:-zoo-runs}"
 CARRIED=(checkpoints/last.pt best_ema.safetensors curve.jsonl progress.json)
+CARRY_MAX_BYTES="${CARRY_MAX_BYTES:-20000000}"
 DEVICE="${DEVICE:-auto}"
 ZOO="${MEDSR_ZOO_DIR:-src/medsr/zoo}"
 ALL=(srresnet-x2 srresnet-x4 miassr swift-srgan-psnr-x4 swift-srgan-x4 blimsr-lite-psnr-x4 blimsr-lite-x4
@@ -137,6 +138,14 @@ with open(lock_path, "w") as lock:
 print(f"train_zoo: shipped {target} ({target.stat().st_size / 1e6:.2f} MB, sha256 {entry['sha256'][:12]}...)")
 PY
     for f in "${CARRIED[@]}"; do
-        if [[ -f "$RUNS/$name/$f" ]]; then install -D -m 644 "$RUNS/$name/$f" "$CARRY/$name/$f"; fi
+        [[ -f "$RUNS/$name/$f" ]] || continue
+        if [[ $(stat -c %s "$RUNS/$name/$f") -gt $CARRY_MAX_BYTES ]]; then
+            # a GAN checkpoint holds the discriminator and both optimisers (100+ MB): not
+            # carried in the repository; a later session restarts that run from init_from
+            echo "train_zoo: $RUNS/$name/$f is over $((CARRY_MAX_BYTES / 1000000)) MB, not carried" >&2
+            rm -f "$CARRY/$name/$f"
+            continue
+        fi
+        install -D -m 644 "$RUNS/$name/$f" "$CARRY/$name/$f"
     done
 done
