@@ -24,6 +24,7 @@ EXPECTED = {
     "swift-srgan-psnr-x4",
     "miassr",
     "blimsr-lite-x4",
+    "blimsr-lite-psnr-x4",
     "sisr-us-lateral-x4",
     "sisr-ct-sparse-view",
 }
