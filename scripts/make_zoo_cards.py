@@ -472,12 +472,40 @@ def _curve_lines(curve: Sequence[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
-def _train_names(name: str) -> str:
-    """The zoo runs that make ``name``: a GAN fine-tune starts from its PSNR twin's weights."""
+def _twin(name: str) -> str | None:
+    """The PSNR twin a GAN fine-tune starts from (its config's ``init_from`` run), or None."""
     config = CONFIGS / f"{name}.yaml"
     text = config.read_text() if config.is_file() else ""
     found = re.search(r"^init_from:\s*runs/zoo/([\w.-]+)/", text, re.MULTILINE)
-    return f"{found.group(1)} {name}" if found else name
+    return found.group(1) if found else None
+
+
+def card_summary(zoo: Path, name: str) -> dict[str, Any] | None:
+    """The JSON summary embedded in ``<zoo>/<name>.md``, or None without a card."""
+    card = zoo / f"{name}.md"
+    if not card.is_file():
+        return None
+    found = SUMMARY_RE.search(card.read_text(encoding="utf-8"))
+    return json.loads(found.group(1)) if found else None
+
+
+def _against_twin(name: str, zoo: Path, summary: dict[str, Any]) -> tuple[float, float] | None:
+    """(this GAN's GMSD, its PSNR twin's GMSD): test-role means of the headline setting."""
+    twin_name = _twin(name)
+    twin = card_summary(zoo, twin_name) if twin_name else None
+    if not twin or not summary["settings"]:
+        return None
+    label = next(iter(summary["settings"]))
+    mine, theirs = summary["settings"][label], twin.get("settings", {}).get(label)
+    if not theirs or "gmsd" not in mine or "gmsd" not in theirs:
+        return None
+    return float(mine["gmsd"]), float(theirs["gmsd"])
+
+
+def _train_names(name: str) -> str:
+    """The zoo runs that make ``name``: a GAN fine-tune starts from its PSNR twin's weights."""
+    twin = _twin(name)
+    return f"{twin} {name}" if twin else name
 
 
 def write_card(
@@ -553,13 +581,23 @@ def write_card(
                     "model's input).",
                     "",
                 ]
-    ships, reasons = shipping_verdict(verdicts, worst_bias)
+    perceptual = _against_twin(name, zoo, summary) if notes["kind"] == "GAN" else None
+    ships, reasons = shipping_verdict(verdicts, worst_bias, notes["kind"], perceptual)
     status = SHIPPED if ships else "experimental"
     summary["status"] = status
     summary["reasons"] = reasons
+    shipped_text = (
+        "**Shipped**: within 0.5 dB of bicubic's PSNR on the held-out test role of every "
+        "modality it claims, a lower GMSD than its PSNR twin "
+        f"({perceptual[0]:.4f} vs {perceptual[1]:.4f}), and no test image's mean moved by more "
+        "than 0.2% of the data range."
+        if perceptual is not None
+        else "**Shipped**: beats its reference in PSNR and SSIM on the held-out test role of "
+        "every modality it claims, and moves no test image's mean by more than 0.2% of the "
+        "data range."
+    )
     verdict = (
-        "**Shipped**: beats its reference in PSNR and SSIM on the held-out test role of every "
-        "modality it claims, and moves no test image's mean by more than 0.2% of the data range."
+        shipped_text
         if ships
         else "**Experimental** (never a default; flagged in `medsr models` and the app): "
         + "; ".join(reasons)
@@ -637,13 +675,12 @@ def read_summaries(zoo: Path, entries: dict[str, dict[str, Any]]) -> list[dict[s
     """The JSON summaries embedded in the cards, in manifest order."""
     out = []
     for name, entry in entries.items():
-        card = zoo / str(entry.get("card", f"{name}.md"))
-        match = SUMMARY_RE.search(card.read_text(encoding="utf-8")) if card.is_file() else None
-        if match is None:
+        summary = card_summary(zoo, Path(str(entry.get("card", f"{name}.md"))).stem)
+        if summary is None:
             raise SystemExit(
-                f"make_zoo_cards: {card} has no zoo-summary; run without --readme-only"
+                f"make_zoo_cards: the card of {name} has no zoo-summary; run without --readme-only"
             )
-        out.append(json.loads(match.group(1)))
+        out.append(summary)
     return out
 
 

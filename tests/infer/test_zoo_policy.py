@@ -90,6 +90,27 @@ def test_shipping_verdict_needs_psnr_and_ssim_everywhere_and_no_bias() -> None:
     assert not shipping_verdict({"CT": {"psnr_gain": float("nan"), "ssim_gain": 0.1}}, 0.0)[0]
 
 
+def test_a_gan_ships_within_half_a_db_of_bicubic_only_if_it_beats_its_twin_perceptually() -> None:
+    """Issue 16's rule: a GAN may lose up to 0.5 dB (and SSIM) to bicubic on any modality,
+    but only ships when its GMSD is below its PSNR twin's, with the same bias limit."""
+    texture = {
+        "CT": {"psnr_gain": -0.4, "ssim_gain": -0.01},
+        "MR": {"psnr_gain": 0.3, "ssim_gain": -0.002},
+    }
+    assert shipping_verdict(texture, 0.001, "gan", (0.050, 0.055)) == (True, [])
+    assert not shipping_verdict(texture, 0.001)[0]  # as a pixel model it would not ship
+    ok, reasons = shipping_verdict(texture, 0.001, "GAN", (0.056, 0.055))
+    assert not ok and reasons[0].startswith("GMSD 0.0560 is not below its PSNR twin's 0.0550")
+    ok, reasons = shipping_verdict(texture, 0.001, "gan", None)
+    assert not ok and "no PSNR twin" in reasons[0]
+    too_far = {**texture, "US": {"psnr_gain": -0.6, "ssim_gain": 0.0}}
+    ok, reasons = shipping_verdict(too_far, 0.001, "gan", (0.04, 0.05))
+    assert not ok and reasons == [
+        "US: PSNR -0.60 dB vs the reference (a GAN may lose at most 0.5 dB)"
+    ]
+    assert not shipping_verdict(texture, MAX_MEAN_BIAS * 1.5, "gan", (0.04, 0.05))[0]
+
+
 def test_choose_defaults_takes_the_best_shipped_model_per_scale() -> None:
     summaries = [
         {
@@ -115,6 +136,8 @@ def test_choose_defaults_takes_the_best_shipped_model_per_scale() -> None:
         },
     ]
     assert choose_defaults(summaries) == {"2": "any", "4": "any", "any": "any", "default": "any"}
+    gan = {**summaries[2], "name": "gan-x4", "status": "shipped", "kind": "GAN"}
+    assert choose_defaults([*summaries, gan])["4"] == "any"  # a GAN is never a default
     summaries[1]["status"] = "experimental"
     assert choose_defaults(summaries) == {"2": "a-x2", "default": "a-x2"}
 

@@ -3,7 +3,11 @@
 A zoo model is *shipped* only when its card shows that it beats its reference
 (bicubic; for sparse-view CT, its FBP input) in both PSNR and SSIM on the held-out
 test role of every modality it claims, and moves no test image's mean intensity by
-more than :data:`MAX_MEAN_BIAS` of the data range. Any other model is *experimental*:
+more than :data:`MAX_MEAN_BIAS` of the data range. An adversarially trained model (kind
+``gan``) may instead trade up to :data:`GAN_PSNR_FLOOR_DB` of PSNR against bicubic on
+any modality, but must then show what it bought: a lower (better) GMSD than its PSNR
+twin (the same network trained on pixel losses, its warm-up), with the same bias limit.
+Defaults are chosen among shipped pixel-loss models only. Any other model is *experimental*:
 it stays loadable by name, but it is never a default, and ``medsr models``, the app
 and the README flag it.
 
@@ -27,6 +31,8 @@ SHIPPED = "shipped"
 EXPERIMENTAL = "experimental"
 #: Largest allowed shift of an output's mean intensity, as a fraction of the data range.
 MAX_MEAN_BIAS = 0.002
+#: How far below its reference's PSNR a shipped GAN may be on any modality (dB).
+GAN_PSNR_FLOOR_DB = 0.5
 #: What a user gets when the zoo ships no model for the scale.
 FALLBACK = "bicubic"
 
@@ -98,23 +104,43 @@ def _default_for(key: str, zoo_dir: str | Path | None = None) -> str:
 
 
 def shipping_verdict(
-    by_modality: Mapping[str, Mapping[str, float]], worst_bias: float
+    by_modality: Mapping[str, Mapping[str, float]],
+    worst_bias: float,
+    kind: str = "psnr",
+    perceptual: tuple[float, float] | None = None,
 ) -> tuple[bool, list[str]]:
     """Whether a model may ship, with the reasons it may not.
 
     ``by_modality`` maps a modality to its test-role mean ``psnr_gain`` (dB) and
     ``ssim_gain`` over the reference; ``worst_bias`` is the largest per-image
-    ``|mean(SR) - mean(HR)| / data_range``.
+    ``|mean(SR) - mean(HR)| / data_range``. For ``kind="gan"``, ``perceptual`` is
+    ``(model GMSD, PSNR twin's GMSD)``, test-role means (lower is better).
     """
+    gan = kind.strip().lower() == "gan"
     reasons = []
     if not by_modality:
         reasons.append("no test-role evaluation")
     for modality, gains in by_modality.items():
         psnr_gain, ssim_gain = float(gains["psnr_gain"]), float(gains["ssim_gain"])
+        if gan:
+            if not psnr_gain >= -GAN_PSNR_FLOOR_DB:
+                reasons.append(
+                    f"{modality}: PSNR {psnr_gain:+.2f} dB vs the reference "
+                    f"(a GAN may lose at most {GAN_PSNR_FLOOR_DB} dB)"
+                )
+            continue
         if not psnr_gain > 0 or math.isnan(psnr_gain):
             reasons.append(f"{modality}: PSNR {psnr_gain:+.2f} dB vs the reference")
         if not ssim_gain > 0 or math.isnan(ssim_gain):
             reasons.append(f"{modality}: SSIM {ssim_gain:+.4f} vs the reference")
+    if gan:
+        if perceptual is None:
+            reasons.append("no PSNR twin scored to compare its perceptual measure with")
+        elif not perceptual[0] < perceptual[1]:
+            reasons.append(
+                f"GMSD {perceptual[0]:.4f} is not below its PSNR twin's {perceptual[1]:.4f}: "
+                "adversarial training bought no measured perceptual gain"
+            )
     if not worst_bias <= MAX_MEAN_BIAS:
         reasons.append(
             f"mean intensity shifted by {100 * worst_bias:.2f}% of the data range "
@@ -124,7 +150,8 @@ def shipping_verdict(
 
 
 def choose_defaults(summaries: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """The manifest's ``defaults``: per scale key, the shipped model that gains most.
+    """The manifest's ``defaults``: per scale key, the shipped pixel-loss model that gains
+    most (a GAN is never a default: fidelity first in a medical tool).
 
     Each summary has ``name``, ``status``, ``arbitrary_scale`` and ``settings``: label ->
     figures with ``scale_key`` and ``psnr_gain`` (mean dB over the test role). ``"2"`` and
@@ -139,7 +166,7 @@ def choose_defaults(summaries: Sequence[Mapping[str, Any]]) -> dict[str, str]:
             best[key] = (gain, name)
 
     for s in summaries:
-        if s.get("status") != SHIPPED:
+        if s.get("status") != SHIPPED or str(s.get("kind", "psnr")).lower() == "gan":
             continue
         gains = []
         for figures in s["settings"].values():
