@@ -53,6 +53,7 @@ def test_kind_comes_from_the_zoo_manifest(tmp_path: Path, monkeypatch: pytest.Mo
     (tmp_path / "manifest.json").write_text(json.dumps({"models": {"tiny-gan": entry}}))
     monkeypatch.setenv("MEDSR_ZOO_DIR", str(tmp_path))
     loaded = load_zoo_model("tiny-gan")
+    assert getattr(loaded, "medsr_kind", None) == "gan"  # tagged at load: no manifest re-read
     assert model_kind(loaded) == "gan" and wants_data_consistency(loaded, None)
 
 

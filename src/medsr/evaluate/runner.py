@@ -440,8 +440,12 @@ def _forward(
     asks for it or (None) by default for GAN-trained zoo models, with the imresize
     kernel of the model's training degradation.
     """
-    from medsr.infer.consistency import project_consistent, wants_data_consistency
-    from medsr.infer.pipeline import _degradation_kernel, upscale_planes
+    from medsr.infer.consistency import (
+        degradation_kernel,
+        project_consistent,
+        wants_data_consistency,
+    )
+    from medsr.infer.pipeline import upscale_planes
     from medsr.infer.runner import ModelRunner, ScalePlan
 
     param = next(model.parameters(), None)
@@ -450,7 +454,7 @@ def _forward(
     sr = upscale_planes(runner, lr.float(), ScalePlan(scale, scale))
     if getattr(model, "is_baseline", False) or not wants_data_consistency(model, data_consistency):
         return sr
-    return project_consistent(sr, lr.float().to(sr.device), _degradation_kernel(model)[0])
+    return project_consistent(sr, lr.float().to(sr.device), degradation_kernel(model)[0])
 
 
 def score_pair(

@@ -59,6 +59,19 @@ def resize_kernel_of(config: dict[str, Any] | str | None) -> str | None:
     return RESIZE_DEGRADATIONS.get(str(config.get("kernel", "")), RESIZE_DEGRADATIONS[name])
 
 
+def degradation_kernel(model: nn.Module) -> tuple[str, str | None]:
+    """The imresize kernel that re-degrades ``model``'s outputs (its training degradation's
+    when that is a plain resize, else cubic), and a note when it differs from training."""
+    config = getattr(model, "medsr_degradation", None)
+    kernel = resize_kernel_of(config)
+    if kernel is not None:
+        return kernel, None
+    return "cubic", (
+        f"the model was trained with the degradation {config}; fidelity is measured against "
+        "the bicubic (antialiased imresize) degradation instead"
+    )
+
+
 #: The ``kind`` a zoo manifest entry (or a model's ``medsr_kind`` tag) gives GAN-trained models.
 ADVERSARIAL_KIND = "gan"
 

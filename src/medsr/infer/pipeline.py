@@ -26,10 +26,10 @@ from medsr.errors import ConfigError, InputError
 from medsr.image import MedicalImage, Modality
 from medsr.infer.consistency import (
     Residual,
+    degradation_kernel,
     downscale,
     project_consistent,
     residual_of,
-    resize_kernel_of,
     wants_data_consistency,
 )
 from medsr.infer.runner import ModelRunner, ScalePair, ScalePlan, format_scale, plan_scale
@@ -308,7 +308,7 @@ def upscale_image(
 
     result = UpscaleResult(image)
     lr_size = (int(lr.shape[-2]), int(lr.shape[-1]))
-    kernel, degrade_note = _degradation_kernel(runner.model)
+    kernel, degrade_note = degradation_kernel(runner.model)
     project = wants_data_consistency(runner.model, settings.data_consistency)
     if project:
         if degrade_note:
@@ -378,18 +378,6 @@ def _model_label(model: nn.Module) -> str:
     from medsr.infer.weights import describe_weights
 
     return describe_weights(model)
-
-
-def _degradation_kernel(model: nn.Module) -> tuple[str, str | None]:
-    """The imresize kernel used to re-degrade, and a note when it differs from training."""
-    config = getattr(model, "medsr_degradation", None)
-    kernel = resize_kernel_of(config)
-    if kernel is not None:
-        return kernel, None
-    return "cubic", (
-        f"the model was trained with the degradation {config}; fidelity is measured against "
-        "the bicubic (antialiased imresize) degradation instead"
-    )
 
 
 # ----------------------------------------------------------------------------- files

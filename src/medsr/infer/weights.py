@@ -401,6 +401,8 @@ def load_zoo_model(
     tag_model(model, zoo_name=name)
     if entry.get("degradation") is not None:
         tag_model(model, degradation=entry["degradation"])
+    if entry.get("kind") is not None:  # gan or psnr: whether data consistency is the default
+        tag_model(model, kind=entry["kind"])
     return model.to(device)
 
 

@@ -229,10 +229,10 @@ def load_config(
 # -- validation ---------------------------------------------------------------------------
 
 #: How the best checkpoint is chosen on the validation patches: ``psnr`` (pixel models: SSIM
-#: at least bicubic's, then the highest PSNR) or ``perceptual`` (GANs: PSNR at most
-#: ``PERCEPTUAL_PSNR_FLOOR_DB`` below bicubic's, then the lowest GMSD).
+#: at least bicubic's, then the highest PSNR) or ``perceptual`` (GANs: PSNR at most the
+#: shipping rule's ``medsr.infer.zoo.GAN_PSNR_FLOOR_DB`` below bicubic's, then the lowest
+#: GMSD).
 CHECKPOINT_SELECTION = ("psnr", "perceptual")
-PERCEPTUAL_PSNR_FLOOR_DB = 0.5
 
 
 def _fail(key: str, problem: str, value: Any = ...) -> ConfigError:

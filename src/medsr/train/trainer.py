@@ -43,13 +43,8 @@ from medsr.data.datasets import Augment, SliceDataset, as_patch_size
 from medsr.data.layouts import records_for
 from medsr.data.splits import split_records
 from medsr.errors import ConfigError, InputError
-from medsr.train.config import (
-    PERCEPTUAL_PSNR_FLOOR_DB,
-    Config,
-    deep_merge,
-    dump,
-    total_iterations,
-)
+from medsr.infer.zoo import GAN_PSNR_FLOOR_DB
+from medsr.train.config import Config, deep_merge, dump, total_iterations
 from medsr.train.distributed import (
     DistContext,
     init_from_env,
@@ -1076,13 +1071,13 @@ class Trainer:
 
         ``perceptual`` (GAN fine-tuning, where the highest PSNR is simply the checkpoint
         nearest the pixel warm-up): checkpoints whose PSNR is within
-        ``PERCEPTUAL_PSNR_FLOOR_DB`` of bicubic's rank above the rest; within a rank the
+        ``GAN_PSNR_FLOOR_DB`` of bicubic's rank above the rest; within a rank the
         lowest GMSD (gradient-magnitude similarity deviation, no learned weights) wins.
         """
         if self.best_iteration < 0:
             return True
         if self.cfg["validation"].get("select", "psnr") == "perceptual":
-            floor = self._bicubic_psnr() - PERCEPTUAL_PSNR_FLOOR_DB
+            floor = self._bicubic_psnr() - GAN_PSNR_FLOOR_DB
             rank = (metrics["val/psnr"] >= floor, -metrics.get("val/gmsd", math.inf))
             return rank > (self.best_psnr >= floor, -self.best_gmsd)
         base = self.validation.bicubic_ssim if self.validation is not None else -math.inf
