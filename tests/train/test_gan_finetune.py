@@ -90,7 +90,7 @@ def test_sparse_view_ct_trains_against_the_full_view_fbp(tmp_path: Path) -> None
     cfg = load_config(
         CONFIGS / "zoo" / "sisr-ct-sparse-view.yaml",
         [CONFIGS / "tiny.yaml"],
-        ["data.patch_size=32", "data.val_options=null", "validation.patches=2"],
+        ["data.patch_size=32", "data.val_options=null", "validation.patches=2", "init_from=null"],
     )
     trainer = Trainer(cfg, tmp_path, device="cpu")
     assert trainer.validation is not None
@@ -99,7 +99,7 @@ def test_sparse_view_ct_trains_against_the_full_view_fbp(tmp_path: Path) -> None
         trainer.val_data.fixed_patches(2, trainer.patch_size, cfg["validation"]["seed"])
     )
     deg = build(dict(cfg["degradation"]))
-    want_lr, want_target = deg.apply_pair(patches, deg.sample_params(2))
+    want_lr, want_target = deg.apply_pair(patches, deg.validation_params(2))
     torch.testing.assert_close(lr, want_lr)
     torch.testing.assert_close(target, want_target)
     assert not torch.allclose(target, patches)  # the reference is not the HR patch

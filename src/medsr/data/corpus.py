@@ -264,7 +264,7 @@ def _extract(archive: Path, into: Path) -> None:
     into.mkdir(parents=True, exist_ok=True)
     name = archive.name
     if name.endswith(".deb"):
-        _run(["dpkg-deb", "-x", str(archive), str(into)], into)
+        _run(["dpkg-deb", "-x", str(archive.resolve()), str(into.resolve())], into)
     elif name.endswith((".whl", ".zip")):
         with zipfile.ZipFile(archive) as zf:
             zf.extractall(into)

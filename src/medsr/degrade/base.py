@@ -88,6 +88,16 @@ class Degradation:
         """Draw this batch's random parameters (none for deterministic degradations)."""
         return {}
 
+    def validation_params(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> dict[str, Any]:
+        """Parameters for fixed validation batches: :meth:`sample_params`, except where a
+        degradation trains over several settings and is scored at its primary one."""
+        return self.sample_params(batch_size, generator, device)
+
     def apply(self, hr: Tensor, params: dict[str, Any]) -> Tensor:
         raise NotImplementedError
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from medsr.degrade.base import Degradation
+from medsr.degrade.base import Degradation, draw_choice
 from medsr.errors import ConfigError
 
 __all__ = [
@@ -267,32 +267,64 @@ class CTSparseView(Degradation):
     #: the training/evaluation target is :meth:`apply_pair`'s second output, not the HR input
     replaces_target = True
 
-    def __init__(self, n_angles: int = 1000, view_step: int = 16, clip: bool = True) -> None:
+    #: the acquisition's reference reconstruction, which a model must beat
+    reference = "fbp"
+
+    def __init__(
+        self, n_angles: int = 1000, view_step: int | Sequence[int] = 16, clip: bool = True
+    ) -> None:
         super().__init__(1.0)
-        if n_angles < 2 or view_step < 1 or view_step >= n_angles:
+        steps = [int(view_step)] if isinstance(view_step, int) else [int(v) for v in view_step]
+        if n_angles < 2 or not steps or any(v < 1 or v >= n_angles for v in steps):
             raise ConfigError(
                 f"ct-sparse-view needs n_angles >= 2 and 1 <= view_step < n_angles, "
                 f"got {n_angles} and {view_step}"
             )
         self.n_angles = int(n_angles)
-        self.view_step = int(view_step)
+        #: the view steps one batch draws from (uniformly; repeat a step to weight it)
+        self.view_steps = tuple(steps)
+        self.view_step = steps[0]
         self.clip = clip
 
     @property
     def angles(self) -> tuple[float, ...]:
         return tuple(i * 180.0 / self.n_angles for i in range(0, self.n_angles))
 
+    def kept(self, view_step: int) -> tuple[float, ...]:
+        return self.angles[::view_step]
+
     @property
     def kept_angles(self) -> tuple[float, ...]:
-        return self.angles[:: self.view_step]
+        return self.kept(self.view_step)
 
     def config(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "n_angles": self.n_angles,
-            "view_step": self.view_step,
+            "view_step": self.view_step if len(self.view_steps) == 1 else list(self.view_steps),
             "clip": self.clip,
         }
+
+    def sample_params(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> dict[str, Any]:
+        """A batch-level view step, drawn from ``view_steps`` when there are several."""
+        if len(self.view_steps) == 1:
+            return {"view_step": self.view_steps[0]}
+        index = draw_choice(generator, [1.0] * len(self.view_steps))
+        return {"view_step": self.view_steps[index]}
+
+    def validation_params(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> dict[str, Any]:
+        """Validation scores the primary (first) view step."""
+        return {"view_step": self.view_step}
 
     def _square(self, hr: Tensor) -> tuple[Tensor, tuple[int, int, int, int]]:
         """(B, C, H, W) -> masked (B*C, N, N) with N = max(H, W), and the crop back."""
@@ -312,18 +344,20 @@ class CTSparseView(Degradation):
 
     def apply(self, hr: Tensor, params: dict[str, Any]) -> Tensor:
         """The sparse-view FBP (projects only the kept views)."""
+        step = int(params.get("view_step", self.view_step))
         square, crop = self._square(hr)
-        geometry = projector(square.shape[-1], self.kept_angles, square.device)
+        geometry = projector(square.shape[-1], self.kept(step), square.device)
         return self._finish(geometry.fbp(geometry.radon(square, True)), hr, crop)
 
     def apply_pair(self, hr: Tensor, params: dict[str, Any]) -> tuple[Tensor, Tensor]:
         """(sparse-view FBP, full-view FBP) of ``hr`` from one sinogram of all ``n_angles``."""
+        step = int(params.get("view_step", self.view_step))
         square, crop = self._square(hr)
         n = square.shape[-1]
         full = projector(n, self.angles, square.device)
         sinogram = full.radon(square, field_of_view_only=True)
-        sparse = projector(n, self.kept_angles, square.device)
-        lr = sparse.fbp(sinogram[:, :: self.view_step])
+        sparse = projector(n, self.kept(step), square.device)
+        lr = sparse.fbp(sinogram[:, ::step])
         return self._finish(lr, hr, crop), self._finish(full.fbp(sinogram), hr, crop)
 
     def full_view(self, hr: Tensor) -> Tensor:

@@ -136,7 +136,39 @@ def bicubic_skip(lr: torch.Tensor, scale: ScalePair) -> torch.Tensor:
     return imresize(lr, scale=scale, kernel="cubic")
 
 
-def check_residual(name: str, residual: bool, in_channels: int, out_channels: int) -> None:
+#: what a residual generator adds its output to: ``True``/``"bicubic"`` or ``"zero-fill"``
+SKIPS = ("bicubic", "zero-fill")
+
+
+def skip_kind(name: str, residual: bool | str) -> str | None:
+    """The global skip a ``residual`` setting names (``None`` for no skip)."""
+    if residual is False or residual is None:
+        return None
+    if residual is True:
+        return "bicubic"
+    if residual in SKIPS:
+        return str(residual)
+    raise ConfigError(
+        f"{name}: residual must be true, false or one of {list(SKIPS)}, got {residual!r}"
+    )
+
+
+def zero_fill_skip(lr: torch.Tensor, scale: ScalePair) -> torch.Tensor:
+    """Zero-filled k-space interpolation (ZIP) of ``lr``, the base of a model for MR k-space
+    acquisitions: such a model starts as what the scanner itself offers and learns
+    ``SR - ZIP(LR)``. The output grid is the DFT grid (first pixel centre kept)."""
+    from medsr.degrade.mr import zero_fill
+
+    return zero_fill(lr, output_size(lr.shape[-2], lr.shape[-1], scale))
+
+
+def global_skip(lr: torch.Tensor, scale: ScalePair, kind: str) -> torch.Tensor:
+    """The skip ``kind`` (see :data:`SKIPS`) of ``lr`` at ``scale``."""
+    return zero_fill_skip(lr, scale) if kind == "zero-fill" else bicubic_skip(lr, scale)
+
+
+def check_residual(name: str, residual: bool | str, in_channels: int, out_channels: int) -> None:
+    skip_kind(name, residual)
     if residual and in_channels != out_channels:
         raise ConfigError(
             f"{name}: residual=True adds the bicubic input, so in_channels must equal "

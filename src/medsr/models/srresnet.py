@@ -18,10 +18,11 @@ from medsr.errors import ConfigError
 from medsr.models.base import (
     ScalePair,
     SRModel,
-    bicubic_skip,
     check_channels,
     check_residual,
+    global_skip,
     pixel_shuffle_receptive_field,
+    skip_kind,
     upsampling_factors,
 )
 
@@ -81,10 +82,11 @@ class SRResNet(SRModel):
         channels: int = 64,
         in_channels: int = 1,
         out_channels: int = 1,
-        residual: bool = False,
+        residual: bool | str = False,
     ) -> None:
         super().__init__()
         check_channels(in_channels, out_channels)
+        self.skip = skip_kind("srresnet", residual)
         check_residual("srresnet", residual, in_channels, out_channels)
         check_blocks("srresnet", num_blocks, channels)
         factors = upsampling_factors(scale, "srresnet")
@@ -98,9 +100,9 @@ class SRResNet(SRModel):
             "channels": channels,
             "in_channels": in_channels,
             "out_channels": out_channels,
-            "residual": bool(residual),
+            "residual": residual if isinstance(residual, str) else bool(residual),
         }
-        self.residual = bool(residual)
+        self.residual = self.skip is not None
         self.trunk = ResidualTrunk(in_channels, channels, num_blocks)
         stages: list[nn.Module] = []
         for r in factors:
@@ -111,7 +113,7 @@ class SRResNet(SRModel):
             ]
         self.upsample = nn.Sequential(*stages)
         self.tail = nn.Conv2d(channels, out_channels, 9, padding=4)
-        if self.residual:  # start as bicubic exactly
+        if self.residual:  # start as the skip (bicubic or zero-fill) exactly
             nn.init.zeros_(self.tail.weight)
             nn.init.zeros_(self.tail.bias)  # type: ignore[arg-type]
         self.receptive_field = math.ceil(
@@ -122,4 +124,4 @@ class SRResNet(SRModel):
 
     def upscale(self, lr: torch.Tensor, scale: ScalePair) -> torch.Tensor:
         out = self.tail(self.upsample(self.trunk(lr)))
-        return out + bicubic_skip(lr, scale) if self.residual else out
+        return out + global_skip(lr, scale, self.skip) if self.skip is not None else out

@@ -179,6 +179,12 @@ class Stage:
         return self.d_loss is not None
 
 
+#: model config keys that change no tensor: ``init_from`` may cross them between two truthy
+#: values (a bicubic-skip model warm-starts a zero-fill-skip one; the skip has no weights),
+#: never from or to "no skip"
+WEIGHT_FREE_KEYS = frozenset({"residual"})
+
+
 @dataclass
 class ValidationSet:
     """Fixed validation patches, grouped by scale, with their bicubic baseline scores."""
@@ -505,7 +511,13 @@ class Trainer:
             stored_config = json.loads(weights.metadata.get("medsr.config", "{}"))
         except json.JSONDecodeError:
             stored_config = {}
-        differ = sorted(k for k in stored_config if k in config and stored_config[k] != config[k])
+        differ = sorted(
+            k
+            for k in stored_config
+            if k in config
+            and stored_config[k] != config[k]
+            and not (k in WEIGHT_FREE_KEYS and stored_config[k] and config[k])
+        )
         if (stored and stored != name) or differ:
             raise InputError(
                 path,
@@ -609,7 +621,11 @@ class Trainer:
             self.sched_d = self._scheduler(self.opt_d, self.cfg["scheduler"]["discriminator"])
 
     def _make_lr(
-        self, hr: Tensor, scale: float | None, generator: torch.Generator | None
+        self,
+        hr: Tensor,
+        scale: float | None,
+        generator: torch.Generator | None,
+        validation: bool = False,
     ) -> tuple[Tensor, Tensor]:
         """(LR, target) for an HR batch. The target is ``hr`` unless the degradation
         replaces it (``replaces_target``: ct-sparse-view pairs the sparse-view FBP with the
@@ -617,7 +633,8 @@ class Trainer:
         if scale is not None:
             ss = self.cfg["scale_sampling"]
             return self._layout(arbitrary_scale_lr(hr, scale, float(ss["blur_sigma"]))), hr
-        params = self.degradation.sample_params(hr.shape[0], generator, self.device)
+        draw = self.degradation.validation_params if validation else self.degradation.sample_params
+        params = draw(hr.shape[0], generator, self.device)
         if getattr(self.degradation, "replaces_target", False):
             lr, target = self.degradation.apply_pair(hr, params)
             return self._layout(lr), target
@@ -628,6 +645,7 @@ class Trainer:
         return lr.contiguous(memory_format=torch.channels_last) if self.channels_last else lr
 
     def _build_validation(self) -> None:
+        from medsr.degrade.mr import zero_fill
         from medsr.degrade.resize import imresize
         from medsr.metrics import psnr, ssim
 
@@ -651,7 +669,7 @@ class Trainer:
         scores_p, scores_s = [], []
         for s, hr in pairs:
             with torch.no_grad():
-                lr, hr = self._make_lr(hr, s, gen)
+                lr, hr = self._make_lr(hr, s, gen, validation=True)
             pair = (s, s) if s is not None else self.scale
             assert pair is not None
             out = (
@@ -665,6 +683,8 @@ class Trainer:
             )
             if pair == (1.0, 1.0):
                 base = lr
+            elif s is None and getattr(self.degradation, "reference", "bicubic") == "zero-fill":
+                base = zero_fill(lr, out).clamp(0, 1)  # the MR acquisition's reference
             else:
                 base = imresize(lr, scale=pair, kernel="cubic").clamp(0, 1)
             base, hr_c = common_crop(base, hr)
