@@ -109,6 +109,13 @@ class SRModel(nn.Module):
     def upscale(self, lr: torch.Tensor, scale: ScalePair) -> torch.Tensor:
         raise NotImplementedError
 
+    @property
+    def grid(self) -> str:
+        """Which pixel centres the output grid holds relative to the input's: ``dft`` (first
+        centre kept, as zero-filled k-space) for zero-fill-skip models, ``area`` (field-of-
+        view edges kept) otherwise; see :mod:`medsr.degrade.acquisition`."""
+        return "dft" if getattr(self, "skip", None) == "zero-fill" else "area"
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
