@@ -94,7 +94,7 @@ def test_bicubic_eval_of_png_folder_matches_hand_computation(
     assert "bicubic" in printed and f"{mean:.2f}" in printed
 
 
-def test_json_schema_keys_and_gain_over_bicubic(png_folder: Path, tmp_path: Path) -> None:
+def test_json_schema_keys_and_gain_over_baseline(png_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "res.json"
     argv = ["eval", "--data", str(png_folder), "--scale", "2", "--json", str(out)]
     assert main([*argv, "--baselines", "bicubic,bilinear,lanczos", "--seed", "5", "--quiet"]) == 0
@@ -103,7 +103,7 @@ def test_json_schema_keys_and_gain_over_bicubic(png_folder: Path, tmp_path: Path
     assert result["scale"] == 2.0 and result["degradation"] == "bicubic" and result["seed"] == 5
     assert list(result["models"]) == ["bicubic", "bilinear", "lanczos"]
     for name, entry in result["models"].items():
-        assert {"mean", "std", "gain_over_bicubic", "images_per_s", "images"} <= set(entry)
+        assert {"mean", "std", "gain_over_baseline", "images_per_s", "images"} <= set(entry)
         metrics = {"psnr", "ssim", "gmsd", "haarpsi", "bias"}
         assert set(entry["mean"]) == set(entry["std"]) == metrics
         for image in entry["images"]:
@@ -111,12 +111,12 @@ def test_json_schema_keys_and_gain_over_bicubic(png_folder: Path, tmp_path: Path
             assert {"modality", "data_range"} <= set(image)
             assert 0 < image["haarpsi"] <= 1 and image["gmsd"] >= 0
         if name == "bicubic":
-            assert entry["gain_over_bicubic"] == dict.fromkeys(metrics, 0.0)
+            assert entry["gain_over_baseline"] == dict.fromkeys(metrics, 0.0)
     bic = result["models"]["bicubic"]["images"]
     lin = result["models"]["bilinear"]
     diffs = [a["psnr"] - b["psnr"] for a, b in zip(lin["images"], bic)]
-    assert lin["gain_over_bicubic"]["psnr"] == pytest.approx(np.mean(diffs), abs=1e-9)
-    assert lin["gain_over_bicubic"]["psnr"] < 0  # bilinear is blurrier than bicubic
+    assert lin["gain_over_baseline"]["psnr"] == pytest.approx(np.mean(diffs), abs=1e-9)
+    assert lin["gain_over_baseline"]["psnr"] < 0  # bilinear is blurrier than bicubic
 
 
 def test_identical_images_give_infinite_psnr_not_a_crash(tmp_path: Path) -> None:
@@ -132,7 +132,7 @@ def test_identical_images_give_infinite_psnr_not_a_crash(tmp_path: Path) -> None
     entry = data["models"]["bicubic"]
     assert entry["mean"]["psnr"] == "inf" and entry["images"][0]["psnr"] == "inf"
     assert entry["std"]["psnr"] is None  # the spread of infinite values is undefined
-    assert entry["gain_over_bicubic"]["psnr"] is None  # inf - inf
+    assert entry["gain_over_baseline"]["psnr"] is None  # inf - inf
     table = eval_cli.format_table(run)
     assert re.search(r"bicubic\s+inf ± -", table)
     html = render_report([run], "medsr eval", {})

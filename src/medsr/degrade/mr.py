@@ -5,7 +5,8 @@ with ``K_c`` the centred (h, w) = (ceil(H/sy), ceil(W/sx)) block, so a constant 
 its value and band-limited content is sampled exactly; sharp edges ring (Gibbs).
 Options: partial Fourier (keep only a fraction >= 0.5 of the phase-encode rows,
 zero-filled) and Rician noise (complex Gaussian noise of ``noise_sigma`` per
-channel, in [0, 1] units, before the magnitude).
+channel, in [0, 1] units, before the magnitude; ``noise_probability`` is the share of
+images that get any, so a model trained on it also meets clean, high-SNR scans).
 
 Grid convention (DFT sampling): LR pixel ``j`` sits where HR pixel ``j * s`` sat, so the
 first pixel centre stays where it was and the spacing grows by ``s`` (an area shrink
@@ -83,6 +84,7 @@ class MRKSpace(Degradation):
         noise_sigma: Range = 0.0,
         clip: bool = True,
         train_margin: int = 0,
+        noise_probability: float = 1.0,
     ) -> None:
         super().__init__(scale)
         if not 0.5 <= partial_fourier <= 1.0:
@@ -93,6 +95,9 @@ class MRKSpace(Degradation):
         if train_margin < 0:
             raise ConfigError(f"train_margin must be >= 0, got {train_margin}")
         self.train_margin = int(train_margin)
+        if not 0.0 <= noise_probability <= 1.0:
+            raise ConfigError(f"noise_probability must lie in [0, 1], got {noise_probability}")
+        self.noise_probability = float(noise_probability)
 
     @property
     def replaces_target(self) -> bool:
@@ -108,6 +113,8 @@ class MRKSpace(Degradation):
         }
         if self.train_margin:
             out["train_margin"] = self.train_margin
+        if self.noise_probability < 1.0:
+            out["noise_probability"] = self.noise_probability
         return out
 
     def apply_pair(self, hr: Tensor, params: dict[str, Any]) -> tuple[Tensor, Tensor]:
@@ -132,10 +139,11 @@ class MRKSpace(Degradation):
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
     ) -> dict[str, Any]:
-        return {
-            "noise_sigma": draw_uniform(generator, batch_size, *self.noise_sigma, device),
-            "noise_seed": draw_seeds(generator, batch_size, device),
-        }
+        sigma = draw_uniform(generator, batch_size, *self.noise_sigma, device)
+        if self.noise_probability < 1.0:  # a share of clean acquisitions (high-SNR scans)
+            noisy = draw_uniform(generator, batch_size, 0.0, 1.0, device) < self.noise_probability
+            sigma = sigma * noisy.to(sigma.dtype)
+        return {"noise_sigma": sigma, "noise_seed": draw_seeds(generator, batch_size, device)}
 
     def apply(self, hr: Tensor, params: dict[str, Any]) -> Tensor:
         h, w = hr.shape[-2:]

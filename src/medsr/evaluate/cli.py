@@ -42,11 +42,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--data", required=True, help="a folder of PNG/TIFF/DICOM/NIfTI files, a file, or 'samples'"
     )
     ev.add_argument("--scale", type=float, default=4.0, help="SR factor (default 4)")
-    ev.add_argument("--degradation", default="bicubic", help="degradation name (default bicubic)")
+    ev.add_argument(
+        "--degradation",
+        default="bicubic",
+        help="degradation or acquisition name (default bicubic): mr-kspace (gains over "
+        "zero-fill), xray-binning, ct-sparse-view, ultrasound-lateral, ... (medsr degrade --list)",
+    )
     ev.add_argument(
         "--baselines",
         default="bicubic",
-        help="comma-separated interpolation baselines; bicubic is always included",
+        help="comma-separated interpolation baselines; bicubic and the acquisition's reference "
+        "(zero-fill for mr-kspace) are always included",
     )
     ev.add_argument("--seed", type=int, default=0, help="degradation seed (image i uses seed+i)")
     ev.add_argument("--json", type=Path, default=None, metavar="FILE", help="write results JSON")
@@ -144,7 +150,7 @@ def _fmt(value: float, digits: int, signed: bool = False) -> str:
 
 def format_table(run: EvalResult) -> str:
     """The per-model table ``medsr eval`` prints: PSNR/SSIM (mean ± sd), their gains over
-    bicubic, the perceptual GMSD (lower is better) and HaarPSI (higher is better), the
+    the run's baseline (the acquisition's reference: zero-fill for mr-kspace, else bicubic), the perceptual GMSD (lower is better) and HaarPSI (higher is better), the
     mean intensity bias and its largest magnitude over the images (percent of the data
     range), and the forward speed."""
     header = (
@@ -278,6 +284,7 @@ def run_eval(args: argparse.Namespace) -> int:
         load_images,
         load_models,
         prepare_images,
+        reference_model,
         run_evaluation,
         scale_sweep,
     )
@@ -289,7 +296,7 @@ def run_eval(args: argparse.Namespace) -> int:
     plot_scales = _parse_scales(args.plot_scales)
     _check_outputs(args.json, args.report)
     baselines = [b for b in args.baselines.split(",") if b.strip()]
-    models = load_models(args.model, baselines)
+    models = load_models(args.model, baselines, reference_model(args.degradation))
     images = prepare_images(load_images(args.data), args.max_size, args.ct_window)
     progress = None if args.quiet else (lambda line: print("  " + line, file=sys.stderr))
     started = time.perf_counter()
@@ -309,6 +316,7 @@ def run_eval(args: argparse.Namespace) -> int:
     )
     if run.reference != "HR image":
         print(f"reference: {run.reference}; bicubic at scale 1 is the degraded input itself")
+    print(f"baseline (dPSNR, dSSIM): {run.baseline}, the {run.degradation} acquisition's reference")
     print(_data_range_line(run))
     print(format_table(run))
     if args.json is not None:

@@ -178,7 +178,8 @@ def _summary_table(run: EvalResult) -> str:
         )
     return (
         "<table><thead><tr><th>model</th><th>PSNR dB (mean ± sd)</th>"
-        "<th>SSIM (mean ± sd)</th><th>ΔPSNR vs bicubic</th><th>ΔSSIM vs bicubic</th>"
+        f"<th>SSIM (mean ± sd)</th><th>ΔPSNR vs {html.escape(run.baseline)}</th>"
+        f"<th>ΔSSIM vs {html.escape(run.baseline)}</th>"
         "<th>GMSD ↓</th><th>HaarPSI ↑</th><th>bias % (mean)</th><th>|bias| % (max)</th>"
         "<th>images/s</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
@@ -237,7 +238,7 @@ def _image_card(run: EvalResult, visual: ImageVisual, ct_window: str) -> str:
         f'width:{100 * zoom / w:.3f}%;height:{100 * zoom / h:.3f}%"></div>'
     )
     unit = "HU" if visual.modality is Modality.CT else ""
-    reference = visual.sr.get(REFERENCE)
+    reference = visual.sr.get(run.baseline, visual.sr.get(REFERENCE))
     err_ref = (
         np.abs(reference - visual.hr[: reference.shape[0], : reference.shape[1]])
         if (reference is not None)
@@ -283,7 +284,7 @@ def _image_card(run: EvalResult, visual: ImageVisual, ct_window: str) -> str:
     legend = (
         '<div class="err legend"><div class="bar"></div>'
         f"<div>|SR − HR|: 0 → {err_top:.3g} {unit}</div>"
-        "<div class=note>top = 99.5th percentile of the bicubic error; block maxima</div></div>"
+        "<div class=note>top = 99.5th percentile of the baseline's error; block maxima</div></div>"
     )
     panels.append(
         _panel("HR reference", f"{h}×{w}", [overview(visual.hr, False), zoomed(visual.hr), legend])
@@ -438,7 +439,9 @@ def render_report(
         f"<p class=note>medsr {__version__}. PSNR and SSIM per image in physical units "
         "(HU for CT, stored values otherwise) with an explicit data range, border shave "
         "ceil(scale) pixels, SSIM with an 11×11 Gaussian window (σ = 1.5); "
-        "ΔPSNR/ΔSSIM are means of per-image differences to bicubic in the same run. "
+        "ΔPSNR/ΔSSIM are means of per-image differences to each run's baseline in the same run "
+        "(the acquisition's reference: zero-filled k-space interpolation for MR k-space input, "
+        "bicubic otherwise). "
         "GMSD (Xue et al. 2014; 0 = identical) and HaarPSI (Reisenhofer et al. 2018; "
         "1 = identical) are full-reference perceptual measures without learned weights, "
         "computed on the normalised [0, 1] images with the same shave; bias = mean(SR − HR) "
@@ -449,6 +452,10 @@ def render_report(
     for run in runs:
         body.append(
             f"<h2>Results at {run.scale_label} ({html.escape(run.degradation)} degradation)</h2>"
+        )
+        body.append(
+            f"<p class=note>Baseline (Δ columns): <b>{html.escape(run.baseline)}</b>, the "
+            f"reference a user of {html.escape(run.degradation)} input would otherwise use.</p>"
         )
         if run.reference != "HR image":
             body.append(

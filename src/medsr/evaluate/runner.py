@@ -65,8 +65,27 @@ __all__ = [
     "scale_sweep",
 ]
 
-#: The reference model of every run: gains are reported over it.
+#: The reference model of a run on bicubic (and binned, lateral, CT) input: gains are
+#: reported over it. An acquisition with its own reference (MR k-space: ``zero-fill``,
+#: what the scanner offers) is scored against that instead: :func:`reference_model`.
 REFERENCE = "bicubic"
+
+
+def reference_model(degradation: str) -> str:
+    """The baseline a run on ``degradation`` reports gains over: the acquisition's reference
+    model (``zero-fill`` for ``mr-kspace``), else ``bicubic`` (the identity at scale 1, so
+    the FBP input for ``ct-sparse-view``)."""
+    import json
+
+    from medsr.degrade.acquisition import reference_name
+
+    if degradation.lstrip().startswith("{"):
+        try:
+            degradation = str(json.loads(degradation).get("name", ""))
+        except (json.JSONDecodeError, AttributeError):
+            return REFERENCE
+    return "zero-fill" if reference_name(degradation) == "zero-fill" else REFERENCE
+
 
 #: One-line forms of the rules, for terminal output.
 DATA_RANGE_SHORT: dict[str, str] = {
@@ -182,7 +201,7 @@ class ModelResult:
         return {
             "mean": {m: json_number(self.mean(m)) for m in metrics},
             "std": {m: json_number(self.std(m)) for m in metrics},
-            "gain_over_bicubic": {m: json_number(self.gain.get(m)) for m in metrics},
+            "gain_over_baseline": {m: json_number(self.gain.get(m)) for m in metrics},
             "max_abs_bias_percent": json_number(self.max_abs_bias()),
             "images_per_s": json_number(self.images_per_s),
             "arbitrary_scale": self.arbitrary_scale,
@@ -216,6 +235,8 @@ class EvalResult:
     visuals: list[ImageVisual] = field(default_factory=list)
     #: what the outputs were scored against
     reference: str = "HR image"
+    #: the model every gain is over: the acquisition's reference (zero-fill, bicubic)
+    baseline: str = REFERENCE
 
     @property
     def data_range(self) -> float | str:
@@ -240,6 +261,7 @@ class EvalResult:
             "shave": list(self.shave),
             "metrics_space": "physical units (HU for CT, stored values otherwise)",
             "reference": self.reference,
+            "baseline": self.baseline,
             "perceptual": "GMSD (lower is better) and HaarPSI (higher is better) on the "
             "normalised [0, 1] images; bias_percent = mean(sr - hr) / data range * 100",
             "models": {name: r.as_json() for name, r in self.models.items()},
@@ -365,10 +387,13 @@ def zoo_names() -> list[str]:
     return list(zoo_models())
 
 
-def load_models(names: Sequence[str], baselines: Sequence[str] = (REFERENCE,)) -> list[ModelSpec]:
-    """Baselines first (the reference ``bicubic`` always included), then the models."""
+def load_models(
+    names: Sequence[str], baselines: Sequence[str] = (REFERENCE,), reference: str = REFERENCE
+) -> list[ModelSpec]:
+    """Baselines first (the run's ``reference`` and ``bicubic`` always included), then the
+    models."""
     wanted: list[str] = []
-    for name in [REFERENCE, *baselines, *names]:
+    for name in [reference, REFERENCE, *baselines, *names]:
         name = name.strip()
         if name and name not in wanted:
             wanted.append(name)
@@ -397,8 +422,27 @@ def _unique_label(name: str, taken: set[str]) -> str:
 
 
 def build_degradation(name: str, scale: float | tuple[float, float]) -> Degradation:
-    """``medsr.degrade.build(name, scale=scale)``; same-size degradations take no scale."""
+    """``medsr.degrade.build(name, scale=scale)``, or an acquisition by name
+    (``xray-binning``, see :mod:`medsr.degrade.acquisition`); same-size degradations take
+    no scale."""
+    import json
+
     from medsr.degrade import build
+    from medsr.degrade.acquisition import ACQUISITIONS
+
+    if name.lstrip().startswith("{"):  # a JSON config: {"name": "ct-sparse-view", "view_step": 8}
+        try:
+            config = json.loads(name)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--degradation {name!r} is not valid JSON ({exc})") from None
+        if not isinstance(config, dict) or "name" not in config:
+            raise ConfigError(f"--degradation {name!r}: a JSON config needs a name")
+        if config["name"] not in ("ct-sparse-view",) and "scale" not in config:
+            config["scale"] = scale
+        return build(config)
+    if name in ACQUISITIONS and name not in ("bicubic", "mr-kspace"):
+        acq = ACQUISITIONS[name]
+        return acq.build(None if acq.same_size else float(max(_pair(scale))))
 
     try:
         return build(name, scale=scale)
@@ -406,6 +450,10 @@ def build_degradation(name: str, scale: float | tuple[float, float]) -> Degradat
         if "does not take scale" not in str(exc):
             raise
         return build(name)
+
+
+def _pair(scale: float | tuple[float, float]) -> tuple[float, float]:
+    return (float(scale), float(scale)) if isinstance(scale, int | float) else tuple(scale)  # type: ignore[return-value]
 
 
 def _modcrop(hr: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
@@ -576,7 +624,8 @@ def run_evaluation(
             if keep_visuals:
                 lr_phys = norm.from_unit(lr[0, 0].double().numpy()).astype(np.float32)
                 visuals.append(ImageVisual(item.name, item.modality, norm, hr, lr_phys, srs))
-    reference = results.get(REFERENCE)
+    baseline = reference_model(degradation)
+    reference = results.get(baseline)
     for r in results.values():
         if reference is None:
             continue
@@ -603,6 +652,7 @@ def run_evaluation(
         models=results,
         visuals=visuals,
         reference=scored_against,
+        baseline=baseline if reference is not None else REFERENCE,
     )
 
 

@@ -17,14 +17,9 @@ from medsr.errors import ConfigError, InputError
 from medsr.image import MedicalImage
 from medsr.infer.pipeline import UpscaleSettings, upscale_image
 from medsr.infer.runner import ModelRunner
-from medsr.infer.weights import (
-    WEIGHT_SUFFIXES,
-    load_generator,
-    load_zoo_model,
-    weights_hint,
-    zoo_models,
-)
+from medsr.infer.weights import WEIGHT_SUFFIXES, load_generator
 from medsr.models.base import SRModel
+from medsr.zoo.manifest import load_zoo_model, weights_hint, zoo_models
 
 __all__ = ["load_model", "upscale"]
 
@@ -45,7 +40,7 @@ def load_model(
     if path.exists() or path.suffix.lower() in WEIGHT_SUFFIXES or "/" in text:
         if not path.exists():
             raise InputError(path, "no such weights file")
-        return load_generator(path, device=device, zoo_dir=zoo_dir)
+        return load_generator(path, device=device)
     if text in zoo_models(zoo_dir):
         return load_zoo_model(text, device=device, zoo_dir=zoo_dir)
     if text in models.available():
@@ -55,9 +50,7 @@ def load_model(
         raise ConfigError(
             f"{text!r} is an architecture with no weights shipped for it; {weights_hint()}"
         )
-    from medsr.models.interpolation import KERNELS
-
-    baselines = [n for n in models.available() if n in KERNELS]
+    baselines = [n for n in models.available() if models.build(n).is_baseline]
     zoo = ", ".join(zoo_models(zoo_dir)) or "none in this build"
     raise ConfigError(
         f"unknown model {text!r}: not a file, a zoo model ({zoo}) or a baseline "
@@ -84,6 +77,7 @@ def upscale(
     slice_profile: str = "box",
     slice_thickness: float | None = None,
     budget_s: float | None = None,
+    acquisition: str | None = None,
 ) -> MedicalImage:
     """Super-resolve an image (or the file/series at a path); returns the derived image.
 
@@ -91,14 +85,16 @@ def upscale(
     ``plane="through"``); ``spacing`` asks for that output spacing in mm
     instead. ``tile``/``overlap`` in LR pixels (default: tiles only for large
     images). ``model`` is an ``nn.Module`` or anything :func:`load_model` takes; None
-    takes the zoo's default for the scale (:func:`medsr.infer.zoo.default_model`, a
-    shipped model, else bicubic).
+    takes the zoo's shipped model for the image's acquisition and the scale
+    (:func:`medsr.zoo.choice.choose_model`: an MR image gets the MR k-space model; a file
+    without a modality the generic default; else bicubic); ``acquisition`` (``mr-kspace``,
+    ``xray-binning``, ``bicubic``, ...) overrides the acquisition the modality implies.
     What was done (resampling, fidelity figures) is appended to the result's
     ``history``; :func:`medsr.infer.pipeline.upscale_image` also returns the
     residual map.
 
     ``self_supervised=True`` learns through-plane SR from the volume's own slices
-    (:mod:`medsr.infer.selfsup`) and upscales the slice axis to ``spacing`` (default:
+    (:mod:`medsr.selfsup`) and upscales the slice axis to ``spacing`` (default:
     isotropic at the in-plane spacing); ``slice_profile`` (box or gaussian) and
     ``slice_thickness`` (mm; default DICOM SliceThickness, else the slice spacing)
     describe the acquisition, ``budget_s`` the training seconds (default 120), and
@@ -112,10 +108,14 @@ def upscale(
             image, model, scale, spacing, device, batch_size, progress,
             slice_profile, slice_thickness, budget_s,
         )  # fmt: skip
+    chosen = None
     if model is None:
-        from medsr.infer.zoo import default_model_for
+        from medsr.zoo.choice import choose_model
 
-        model = default_model_for(scale, spacing)
+        chosen = choose_model(
+            scale, modality=image.modality, acquisition=acquisition, spacing=spacing
+        )
+        model = chosen.name
     module = model if isinstance(model, nn.Module) else load_model(model)
     settings = UpscaleSettings(
         scale=scale,
@@ -132,6 +132,8 @@ def upscale(
         result = upscale_image(image, runner, settings, progress=progress)
     finally:
         runner.restore()
+    if chosen is not None:
+        result.image.history.append(f"note: model {chosen.reason}")
     if result.notes:
         result.image.history.extend(f"note: {n}" for n in result.notes)
     return result.image
@@ -149,7 +151,7 @@ def _upscale_self_supervised(
     slice_thickness: float | None,
     budget_s: float | None,
 ) -> MedicalImage:
-    from medsr.infer.selfsup import (
+    from medsr.selfsup import (
         DEFAULT_BUDGET_S,
         SelfSupervisedSettings,
         upscale_self_supervised,

@@ -1,26 +1,16 @@
-"""Safe generator weights: safetensors files, restricted checkpoints, and the model zoo.
+"""Safe generator weights: safetensors files and restricted checkpoints.
 
 A weights file is either safetensors (tensors plus string metadata
 ``medsr.model`` = registry name and ``medsr.config`` = JSON build overrides),
 or a PyTorch ``.pt``/``.pth``/``.ckpt`` loaded with ``weights_only=True``, so a
 pickle that would import and call arbitrary code is refused, never run.
 
-The zoo is a folder (``src/medsr/zoo`` by default, ``MEDSR_ZOO_DIR`` to
-override) holding ``manifest.json``::
-
-    {"models": {"<zoo-name>": {"file": "<name>.safetensors", "sha256": "<hex>",
-     "architecture": "<registry name>", "config": {...}, "scale": [sy, sx] | null,
-     "degradation": {...}, "card": "<name>.md"}}}
-
-Every file's SHA-256 is checked before its bytes are parsed. A missing folder
-or manifest means no weights are shipped.
+The model zoo (its manifest, checksums and loading by name) is :mod:`medsr.zoo`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import pickle
 import pickletools
 import re
@@ -40,7 +30,6 @@ TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
 WEIGHT_SUFFIXES = SAFETENSORS_SUFFIXES + TORCH_SUFFIXES
 #: Keys under which a training checkpoint may keep the generator's state dict.
 STATE_KEYS = ("generator", "state_dict", "model_state", "model", "params", "ema")
-ZOO_ENV = "MEDSR_ZOO_DIR"
 
 
 # ----------------------------------------------------------------------------- saving
@@ -245,7 +234,7 @@ def tag_model(model: nn.Module, **tags: Any) -> None:
         setattr(model, f"medsr_{key}", value)
 
 
-def _build_from(
+def build_generator(
     path: Path, weights: WeightsFile, architecture: str | None, config: dict[str, Any] | None
 ) -> SRModel:
     from medsr import models
@@ -301,121 +290,61 @@ def _build_from(
 
 
 def load_generator(
-    path_or_zoo_name: str | Path,
+    path: str | Path,
     device: str | torch.device = "cpu",
     architecture: str | None = None,
-    zoo_dir: str | Path | None = None,
     **config: Any,
 ) -> SRModel:
-    """Rebuild a generator from a weights file (or a zoo name) and load its weights.
+    """Rebuild a generator from a weights file and load its weights (zoo names:
+    :func:`medsr.zoo.manifest.load_zoo_model`, or :func:`medsr.load_model` for any name).
 
     ``architecture`` and ``config`` override what the file records, for files
     written by other tools.
     """
-    text = str(path_or_zoo_name)
-    path = Path(text)
-    if not path.exists() and text in zoo_models(zoo_dir):
-        return load_zoo_model(text, device=device, zoo_dir=zoo_dir)
+    path = Path(path)
     weights = read_weights(path)
-    model = _build_from(path, weights, architecture, config or None)
+    model = build_generator(path, weights, architecture, config or None)
     return model.to(device)
-
-
-# ----------------------------------------------------------------------------- zoo
-def zoo_folder(override: str | Path | None = None) -> Path:
-    """The zoo folder: ``override``, else ``$MEDSR_ZOO_DIR``, else the packaged ``medsr/zoo``."""
-    if override is not None:
-        return Path(override)
-    env = os.environ.get(ZOO_ENV)
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "zoo"
-
-
-def zoo_manifest(override: str | Path | None = None) -> dict[str, Any]:
-    """The zoo's whole ``manifest.json`` (models, defaults); empty when no zoo is shipped."""
-    manifest = zoo_folder(override) / "manifest.json"
-    if not manifest.is_file():
-        return {}
-    try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(manifest, f"not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(manifest, 'expected {"models": {name: entry}}')
-    return data
-
-
-def zoo_models(override: str | Path | None = None) -> dict[str, dict[str, Any]]:
-    """The manifest's models by zoo name; empty when no zoo is shipped."""
-    data = zoo_manifest(override)
-    if not data:
-        return {}
-    manifest = zoo_folder(override) / "manifest.json"
-    entries = data.get("models")
-    if not isinstance(entries, dict):
-        raise InputError(manifest, 'expected {"models": {name: entry}}')
-    for name, entry in entries.items():
-        if not isinstance(entry, dict) or not {"file", "sha256", "architecture"} <= set(entry):
-            raise InputError(manifest, f"entry {name!r} needs file, sha256 and architecture")
-    return entries
-
-
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def load_zoo_model(
-    name: str, device: str | torch.device = "cpu", zoo_dir: str | Path | None = None
-) -> SRModel:
-    """A zoo model: verify the file's SHA-256 against the manifest, then build and load it."""
-    entries = zoo_models(zoo_dir)
-    if name not in entries:
-        shipped = ", ".join(entries) or "none shipped"
-        raise ConfigError(f"no zoo model named {name!r}; zoo models: {shipped}")
-    entry = entries[name]
-    path = zoo_folder(zoo_dir) / str(entry["file"])
-    if not path.is_file():
-        raise InputError(
-            path, f"zoo model {name!r} is listed in the manifest but its file is missing"
-        )
-    expected = str(entry["sha256"]).lower()
-    actual = sha256_of(path)
-    if actual != expected:
-        raise InputError(
-            path,
-            f"SHA-256 checksum mismatch for zoo model {name!r}: the manifest expects "
-            f"{expected}, the file has {actual}; the weights are corrupted or were replaced, "
-            "refusing to load them",
-        )
-    weights = read_weights(path)
-    config = entry.get("config")
-    # no "config" in the entry: fall back to the file's own medsr.config metadata
-    model = _build_from(
-        path, weights, str(entry["architecture"]), dict(config) if config is not None else None
-    )
-    tag_model(model, zoo_name=name)
-    if entry.get("degradation") is not None:
-        tag_model(model, degradation=entry["degradation"])
-    if entry.get("kind") is not None:  # gan or psnr: whether data consistency is the default
-        tag_model(model, kind=entry["kind"])
-    return model.to(device)
-
-
-def weights_hint() -> str:
-    """What to tell a user who named an architecture that has no shipped weights."""
-    shipped = ", ".join(zoo_models()) or "none in this build"
-    return (
-        f"zoo models with weights: {shipped}; or pass a weights file "
-        "(--model PATH.safetensors, or a .pt/.pth written by `medsr train`)"
-    )
 
 
 def describe_weights(module: nn.Module) -> str:
     """``zoo:name`` / registry name, for history lines."""
     zoo = getattr(module, "medsr_zoo_name", None)
     return f"zoo:{zoo}" if zoo else str(getattr(module, "name", type(module).__name__))
+
+
+# -- moved to medsr.zoo.manifest; these names go once every importer has moved ------------
+def zoo_models(override: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    from medsr.zoo.manifest import zoo_models as moved
+
+    return moved(override)
+
+
+def zoo_folder(override: str | Path | None = None) -> Path:
+    from medsr.zoo.manifest import zoo_folder as moved
+
+    return moved(override)
+
+
+def zoo_manifest(override: str | Path | None = None) -> dict[str, Any]:
+    from medsr.zoo.manifest import zoo_manifest as moved
+
+    return moved(override)
+
+
+def load_zoo_model(name: str, device: str | torch.device = "cpu", zoo_dir: Any = None) -> SRModel:
+    from medsr.zoo.manifest import load_zoo_model as moved
+
+    return moved(name, device, zoo_dir)
+
+
+def sha256_of(path: Path) -> str:
+    from medsr.zoo.manifest import sha256_of as moved
+
+    return moved(path)
+
+
+def weights_hint() -> str:
+    from medsr.zoo.manifest import weights_hint as moved
+
+    return moved()

@@ -25,7 +25,7 @@ from medsr.models.discriminators import (
     UNetSNDiscriminator,
     VGGDiscriminator,
 )
-from medsr.models.interpolation import Interpolation
+from medsr.models.interpolation import Interpolation, ZeroFill
 from medsr.models.miassr import MIASSR
 from medsr.models.sisr import SISRCT, SISRUltrasound
 from medsr.models.srresnet import SRResNet
@@ -102,6 +102,12 @@ _GENERATORS: dict[str, ModelEntry] = {
                 m, "baseline", Interpolation, f"{m} interpolation (imresize)", fixed={"method": m}
             )
             for m in ("nearest", "bilinear", "bicubic", "lanczos")
+        ),
+        ModelEntry(
+            "zero-fill",
+            "baseline",
+            ZeroFill,
+            "zero-filled k-space interpolation (ZIP; MR scanners' own, the MR reference)",
         ),
     )
 }
@@ -207,7 +213,7 @@ def forward_gflops(model: SRModel, height: int = 256, width: int = 256) -> float
     which resize by gather and weighted sum, report their analytic count."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    if isinstance(model, Interpolation):
+    if isinstance(model, Interpolation | ZeroFill):
         return model.flops(height, width) / 1e9
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     lr = torch.zeros(1, model.in_channels, height, width, device=device)
