@@ -86,8 +86,8 @@ def psnr_masked(sr: np.ndarray, hr: np.ndarray, mask: np.ndarray, data_range: fl
 
 
 def quality(args: argparse.Namespace) -> None:
-    from medsr.infer.selfsup import SelfSupervisedSettings, upscale_self_supervised
     from medsr.io import read
+    from medsr.selfsup import SelfSupervisedSettings, upscale_self_supervised
 
     path = args.path
     hr = read(path)
@@ -139,7 +139,7 @@ def make_volume(path: Path, shape: tuple[int, int, int], out: Path) -> None:
 def child_size(args: argparse.Namespace, volume_path: Path) -> dict[str, Any]:
     """Runs in a fresh process: one self-supervised run on the saved volume (4 x 1 x 1 mm)."""
     from medsr.image import MedicalImage
-    from medsr.infer.selfsup import SelfSupervisedSettings, upscale_self_supervised
+    from medsr.selfsup import SelfSupervisedSettings, upscale_self_supervised
 
     image = MedicalImage(np.load(volume_path), (4.0, 1.0, 1.0), modality="MR")
     settings = SelfSupervisedSettings(budget_s=args.size_budget, seed=args.seed)
@@ -228,7 +228,7 @@ def main() -> int:
         print(json.dumps(child_size(args, Path(args.child))))
         return 0
     if args.budget is None:
-        from medsr.infer.selfsup import DEFAULT_BUDGET_S
+        from medsr.selfsup import DEFAULT_BUDGET_S
 
         args.budget = DEFAULT_BUDGET_S
     args.factors = [int(v) for v in args.factors.split(",") if v.strip()]

@@ -169,7 +169,7 @@ def run_thick_slice(
     from medsr.infer.api import load_model
     from medsr.infer.pipeline import UpscaleSettings, upscale_image
     from medsr.infer.runner import ModelRunner
-    from medsr.infer.selfsup import (
+    from medsr.selfsup import (
         DEFAULT_BUDGET_S,
         SelfSupervisedSettings,
         upscale_self_supervised,

@@ -240,7 +240,7 @@ def run_self_supervised(args: argparse.Namespace) -> int:
     """``medsr upscale --self-supervised``: per volume, learn, upscale, save the network."""
     from medsr.errors import ConfigError
     from medsr.infer.runner import resolve_device
-    from medsr.infer.selfsup import (
+    from medsr.selfsup import (
         DEFAULT_BUDGET_S,
         SelfSupervisedSettings,
         run_files_self_supervised,

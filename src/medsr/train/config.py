@@ -230,7 +230,7 @@ def load_config(
 
 #: How the best checkpoint is chosen on the validation patches: ``psnr`` (pixel models: SSIM
 #: at least bicubic's, then the highest PSNR) or ``perceptual`` (GANs: PSNR at most the
-#: shipping rule's ``medsr.infer.zoo.GAN_PSNR_FLOOR_DB`` below bicubic's, then the lowest
+#: shipping rule's ``medsr.zoo.rule.GAN_PSNR_FLOOR_DB`` below bicubic's, then the lowest
 #: GMSD).
 CHECKPOINT_SELECTION = ("psnr", "perceptual")
 

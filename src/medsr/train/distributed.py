@@ -68,6 +68,21 @@ def init_from_env(device: torch.device) -> DistContext:
     return DistContext(rank, world, local_rank, backend)
 
 
+def resolve_device(name: str | torch.device | None) -> torch.device:
+    """``auto`` -> CUDA when available, else the CPU; ``cuda`` without a GPU is an error."""
+    if isinstance(name, torch.device):
+        return name
+    text = (name or "auto").strip().lower()
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if text.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for, but no CUDA GPU is available")
+    try:
+        return torch.device(text)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; choose auto, cpu or cuda") from None
+
+
 def local_device(device: torch.device, ctx: DistContext) -> torch.device:
     """One GPU per process under torchrun; the CPU stays the CPU."""
     if device.type == "cuda" and ctx.enabled:

@@ -15,7 +15,8 @@ from medsr.degrade.resize import imresize
 from medsr.degrade.volume import ThickSlice
 from medsr.errors import ConfigError
 from medsr.image import MedicalImage
-from medsr.infer.selfsup import (
+from medsr.io import read, write
+from medsr.selfsup import (
     AxisPairs,
     PairSampler,
     SelfSupervisedSettings,
@@ -26,7 +27,6 @@ from medsr.infer.selfsup import (
     load_learnt_model,
     upscale_self_supervised,
 )
-from medsr.io import read, write
 
 
 def _box_weight(row: int, centre: float, thickness: float) -> float:
