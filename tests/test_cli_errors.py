@@ -351,6 +351,29 @@ def test_library_warnings_do_not_precede_the_error(
     assert capsys.readouterr().err.strip() == "medsr: warning: first second line"
 
 
+def test_a_warning_that_names_its_file_is_printed_once(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    import medsr.io
+    from medsr.io.file_warnings import FileWarning
+
+    def read(path: object, **_: object) -> MedicalImage:
+        warnings.warn(FileWarning(f"{path}: pixel data padded"), stacklevel=1)
+        logging.getLogger("pydicom").warning("pixel data padded")  # the same, unnamed
+        warnings.warn("pixel data padded", UserWarning, stacklevel=1)
+        warnings.warn("something else", UserWarning, stacklevel=1)
+        return MedicalImage(np.zeros((4, 4), np.float32))
+
+    monkeypatch.setattr(medsr.io, "read", read)
+    assert main(["info", "a.dcm"]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        "medsr: warning: a.dcm: pixel data padded",
+        "medsr: warning: something else",
+    ]
+
+
 def test_a_bug_is_one_line_with_exit_1(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -48,6 +48,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "medsr.train.cli",  # train
     "medsr.evaluate.cli",  # eval, demo
     "medsr.infer.cli",  # upscale, export
+    "medsr.zoo.cli",  # zoo cards, zoo train, zoo export
     "medsr.app.cli",  # app
 )
 
@@ -181,15 +182,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
-    seen: set[str] = set()
-    messages = [warning.message for warning in caught]
+    messages: list[object] = [warning.message for warning in caught]
     messages += [record.getMessage() for record in logs.records]
-    for message in messages:
-        text = _one_line(message)
-        if text and text not in seen:
-            seen.add(text)
-            print(f"medsr: warning: {text}", file=sys.stderr)
+    for text in _warning_lines(messages):
+        print(f"medsr: warning: {text}", file=sys.stderr)
     return code
+
+
+def _warning_lines(messages: Sequence[object]) -> list[str]:
+    """One line per distinct warning (or log record). A library message that a reader
+    also issued naming its file ("path: message", see :mod:`medsr.io.file_warnings`) is
+    kept only in that form: another look at the same file, outside the reader, said it
+    again without a name."""
+    texts = [_one_line(message) for message in messages]
+    named = [text for text in texts if ": " in text]
+    lines: list[str] = []
+    for text in texts:
+        if not text or text in lines:
+            continue
+        if any(other.endswith(f": {text}") for other in named):
+            continue
+        lines.append(text)
+    return lines
 
 
 if __name__ == "__main__":

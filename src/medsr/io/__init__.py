@@ -8,6 +8,6 @@ format the path names, with geometry and metadata updated.
 
 from __future__ import annotations
 
-from medsr.io.core import read, write
+from medsr.io.formats import read, write
 
 __all__ = ["read", "write"]

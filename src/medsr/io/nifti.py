@@ -36,6 +36,7 @@ from medsr.io.core import (
     plausible_spacing,
     scratch_dir,
 )
+from medsr.io.file_warnings import naming_the_file
 
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -138,6 +139,11 @@ def read_nifti(
 ) -> MedicalImage:
     """A 2-D or 3-D NIfTI/Analyze image; a 4-D file needs ``volume``."""
     path = Path(path)
+    with naming_the_file(path):  # nibabel logs the header fixes it makes
+        return _read_nifti_file(path, volume, modality)
+
+
+def _read_nifti_file(path: Path, volume: int | None, modality: str | None) -> MedicalImage:
     img: Any
     try:
         img, data = _load(path)
