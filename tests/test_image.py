@@ -59,6 +59,40 @@ def test_with_pixels_keeps_field_of_view() -> None:
     assert up.history == ["x2 rows, x4 columns"]
 
 
+@pytest.mark.parametrize("grid", ["dft", "sample"])
+def test_dft_and_sample_grids_keep_the_first_centre(grid: str) -> None:
+    direction = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # rotated
+    affine = np.eye(4)
+    affine[:3, :3] = direction * np.array([0.5, 0.7, 2.0])
+    affine[:3, 3] = (-10.0, 5.0, 30.0)
+    image = MedicalImage(np.zeros((3, 10, 20)), affine=affine, modality="MR")
+    down = image.with_pixels(np.zeros((3, 5, 10)), "k-space centre x2", grid=grid)
+    assert down.spacing_mm == pytest.approx((2.0, 1.4, 1.0))
+    assert down.origin_mm == pytest.approx(image.origin_mm)
+    np.testing.assert_allclose(down.direction, image.direction)
+    # new voxel (j, i) sits at old index (2 j, 2 i); the field of view is 10 x 20 either way
+    np.testing.assert_allclose(
+        down.affine @ np.array([3.0, 4.0, 1.0, 1.0]), image.affine @ np.array([6.0, 8.0, 1.0, 1.0])
+    )
+    back = down.with_pixels(np.zeros((3, 10, 20)), "zero-filled x2", grid=grid)
+    np.testing.assert_allclose(back.affine, image.affine, atol=1e-12)
+
+
+def test_area_grid_moves_the_first_centre_by_half_the_scale_minus_one() -> None:
+    image = MedicalImage(np.zeros((8, 12)), (1.0, 1.0))
+    area = image.with_pixels(np.zeros((4, 6)), "area x2")
+    dft = image.with_pixels(np.zeros((4, 6)), "dft x2", grid="dft")
+    assert area.origin_mm[:2] == pytest.approx((0.5, 0.5))  # (s - 1) / 2 HR pixels
+    assert dft.origin_mm[:2] == pytest.approx((0.0, 0.0))
+    assert area.spacing_mm == dft.spacing_mm == pytest.approx((2.0, 2.0))
+    same = image.with_pixels(np.ones((8, 12)), "restored", grid="same")
+    np.testing.assert_array_equal(same.affine, image.affine)
+    with pytest.raises(ConfigError, match="unknown grid"):
+        image.with_pixels(np.zeros((4, 6)), "x", grid="nearest")
+    with pytest.raises(ConfigError, match="keeps the size"):
+        image.with_pixels(np.zeros((4, 6)), "x", grid="same")
+
+
 def test_modality_codes() -> None:
     assert Modality.from_dicom("CR") is Modality.XRAY
     assert Modality.from_dicom("DX") is Modality.XRAY

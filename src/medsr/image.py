@@ -130,6 +130,12 @@ class SourceInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+#: Where a derived image's pixel centres sit relative to its source's (``with_pixels``):
+#: ``area`` keeps the field-of-view edges, ``dft`` and ``sample`` keep the first centre,
+#: ``same`` keeps the grid.
+GRIDS = ("area", "dft", "sample", "same")
+
+
 def _default_affine(spacing: tuple[float, ...]) -> np.ndarray:
     """Axis-aligned affine for (D,H,W)/(H,W) spacing: column -> x, row -> y, slice -> z."""
     affine = np.eye(4)
@@ -247,12 +253,15 @@ class MedicalImage:
         return Normalization(lo, hi, "minmax")
 
     # -- derived images -------------------------------------------------------------------
-    def with_pixels(self, pixels: np.ndarray, description: str) -> MedicalImage:
-        """A derived image with new pixels; geometry rescaled to the new shape.
+    def with_pixels(self, pixels: np.ndarray, description: str, grid: str = "area") -> MedicalImage:
+        """A derived image with new pixels; geometry rescaled to the new shape on ``grid``.
 
-        The new grid covers the same field of view: new voxel i sits at old
-        continuous index (i + 0.5) / s - 0.5 along each axis, where s is the
-        per-axis ratio new_size / old_size. Spacing is divided by s.
+        ``s`` is the per-axis ratio new_size / old_size. ``area`` (an area shrink or an
+        interpolation that keeps the field-of-view edges): new voxel ``i`` sits at old
+        continuous index ``(i + 0.5) / s - 0.5``. ``dft`` (k-space truncation or zero-fill)
+        and ``sample`` (every r-th pixel kept): new voxel ``i`` sits at old index ``i / s``,
+        so the first centre stays. Either way the spacing is divided by ``s``; ``same`` is a
+        grid that does not change (sizes must match). See :mod:`medsr.degrade.acquisition`.
         """
         pixels = np.asarray(pixels)
         if pixels.ndim != self.ndim:
@@ -260,14 +269,20 @@ class MedicalImage:
                 f"derived pixels have {pixels.ndim} dimensions, the source has {self.ndim}"
             )
         ratios = [n / o for n, o in zip(pixels.shape, self.shape)]
-        return self.rescaled(pixels, tuple(ratios), description)
+        return self.rescaled(pixels, tuple(ratios), description, grid)
 
     def rescaled(
-        self, pixels: np.ndarray, scale: tuple[float, ...], description: str
+        self, pixels: np.ndarray, scale: tuple[float, ...], description: str, grid: str = "area"
     ) -> MedicalImage:
-        """A derived image whose grid is this one's resampled by ``scale`` per array axis."""
+        """A derived image whose grid is this one's resampled by ``scale`` per array axis,
+        placed as ``grid`` says (see :meth:`with_pixels`)."""
         if len(scale) != self.ndim:
             raise ConfigError(f"scale {scale} does not match image dimensions {self.shape}")
+        if grid not in GRIDS:
+            raise ConfigError(f"unknown grid {grid!r}; choose one of {', '.join(GRIDS)}")
+        if grid == "same" and any(float(s) != 1.0 for s in scale):
+            raise ConfigError(f"grid 'same' keeps the size, but the scale is {scale}")
+        keeps_first_centre = grid in ("dft", "sample")
         # array axes (z, y, x) -> affine columns (x, y, z)
         per_col = [1.0, 1.0, 1.0]
         for axis, s in enumerate(scale):
@@ -276,7 +291,7 @@ class MedicalImage:
         transform = np.eye(4)
         for col, s in enumerate(per_col):
             transform[col, col] = 1.0 / s
-            transform[col, 3] = 0.5 / s - 0.5
+            transform[col, 3] = 0.0 if keeps_first_centre else 0.5 / s - 0.5
         affine = self.affine @ transform
         return MedicalImage(
             pixels,

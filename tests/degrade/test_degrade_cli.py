@@ -66,3 +66,48 @@ def test_degrade_refuses_input_folder_and_bad_params(tmp_path, capsys):
     assert "does not take" in capsys.readouterr().err
     bad = ["degrade", str(source), "-o", str(tmp_path / "o"), "-d", "ct-sparse-view"]
     assert main([*bad, "--scale", "2.5"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "grid"),
+    [
+        ("mr-kspace", {}, "dft"),
+        ("ultrasound-lateral", {}, "sample"),
+        ("ultrasound-lateral", {"mode": "cubic"}, "area"),
+        ("bicubic", {}, "area"),
+        ("xray", {}, "area"),
+        ("thick-slice", {}, "area"),
+        ("ct-sparse-view", {}, "area"),  # same size: the grid is kept either way
+        ("gaussian", {}, "area"),
+    ],
+)
+def test_lr_grid_of_each_degradation(name, params, grid):
+    from medsr.degrade import build
+    from medsr.degrade.cli import lr_grid
+
+    assert lr_grid(build(name, **params)) == grid
+
+
+def test_geometry_when_the_scale_does_not_divide_the_size(tmp_path):
+    """48 x 41 at x2 -> 24 x 21. bicubic places LR pixel j by s (its spacing is exactly 2 dx,
+    its first centre 0.5 HR pixel in); mr-kspace samples at HR index j 41 / 21 (spacing
+    41 / 21 dx, first centre kept, the field of view unchanged)."""
+    y, x = np.mgrid[:48, :41]
+    pixels = (300.0 + 100.0 * np.cos(2 * np.pi * x / 41) * np.cos(2 * np.pi * y / 48)).astype(
+        np.float32
+    )
+    affine = np.diag([0.5, 0.7, 1.0, 1.0])
+    affine[:3, 3] = (10.0, 20.0, 0.0)
+    source = write(
+        MedicalImage(pixels, affine=affine, modality=Modality.MR), tmp_path / "in" / "mr.nii.gz"
+    )
+    out = tmp_path / "out"
+    for name in ("bicubic", "mr-kspace"):
+        assert main(["degrade", str(source), "-o", str(out), "-d", name, "--scale", "2"]) == 0
+    bicubic = read(out / "mr_bicubic_x2.nii.gz")
+    kspace = read(out / "mr_mr-kspace_x2.nii.gz")
+    assert bicubic.shape == kspace.shape == (24, 21)
+    np.testing.assert_allclose(bicubic.spacing_mm, (1.4, 1.0), rtol=1e-6)
+    np.testing.assert_allclose(bicubic.origin_mm, (10.25, 20.35, 0.0), atol=1e-5)
+    np.testing.assert_allclose(kspace.spacing_mm, (0.7 * 48 / 24, 0.5 * 41 / 21), rtol=1e-6)
+    np.testing.assert_allclose(kspace.origin_mm, (10.0, 20.0, 0.0), atol=1e-5)

@@ -6,6 +6,12 @@ written as a derived image (DICOM stays DICOM, PixelSpacing multiplied by the
 scale) into OUTDIR, with a side-by-side gallery PNG (HR | LR upsampled by
 nearest neighbour, 8-bit in the display window). Volumes are degraded slice by
 slice in-plane; ``thick-slice`` acts through-plane.
+
+The LR geometry is written on the degradation's grid (:func:`lr_grid`, after
+:mod:`medsr.degrade.acquisition`): ``mr-kspace`` keeps the first pixel centre (DFT
+sampling, spacing ``H / h`` HR pixels), ``ultrasound-lateral`` keeps every r-th
+column's centre, area shrinks (bicubic, binning, thick slices) keep the field-of-view
+edges, and same-size degradations keep the grid.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
+    from medsr.degrade.base import Degradation
     from medsr.image import MedicalImage
 
 #: Degradations whose output keeps the input size; ``--scale`` sets their strength instead.
@@ -122,7 +129,7 @@ def _check_values(config: dict[str, Any], name: str) -> None:
 def _inputs(paths: list[str]) -> list[tuple[str, Path]]:
     """(output stem, path) pairs: 'samples' is every bundled sample; a folder is searched as
     ``upscale`` does (image files of any format, and DICOM series folders)."""
-    from medsr.infer.pipeline import collect_inputs
+    from medsr.infer.files import collect_inputs
     from medsr.samples import list_samples
 
     out: list[tuple[str, Path]] = []
@@ -156,6 +163,49 @@ def _gallery(hr_unit: np.ndarray, lr_unit: np.ndarray, path: Path) -> None:
     panel = np.concatenate([hr_unit, gap, up], axis=1)
     pixels = np.round(np.clip(panel, 0.0, 1.0) * 255.0).astype(np.uint8)
     Image.fromarray(pixels).save(path)
+
+
+def lr_grid(degradation: Degradation) -> str:
+    """Where the LR pixel centres of ``degradation`` sit on its input's grid: ``dft`` for
+    ``mr-kspace``, ``sample`` for ``ultrasound-lateral`` decimation, ``area`` for the rest
+    (interpolation, binning, slice profiles, blind pipelines; a same-size result is the
+    same grid either way)."""
+    from medsr.degrade.acquisition import acquisition_of_degradation
+
+    config = degradation.config()
+    if config.get("name") == "ultrasound-lateral" and config.get("mode") == "cubic":
+        return "area"  # resized along x, not decimated
+    found = acquisition_of_degradation(config)
+    if found is None or found.grid == "same":
+        return "area"
+    return found.grid
+
+
+def degraded_image(
+    image: MedicalImage, pixels: np.ndarray, degradation: Degradation, description: str
+) -> MedicalImage:
+    """``image``'s degraded ``pixels`` with geometry on the degradation's grid.
+
+    DFT sampling (``mr-kspace``) puts LR pixel ``j`` at HR index ``j H / h``: the ratio of
+    the sizes. The others sample at the nominal factor ``s`` per axis (imresize and
+    decimation place LR pixel ``j`` by ``s``, also when ``H / s`` is not whole), so their
+    spacing is exactly ``s`` times the input's.
+    """
+    from medsr.degrade.resize import output_size
+    from medsr.degrade.volume import ThickSlice
+
+    grid = lr_grid(degradation)
+    if grid == "dft":
+        return image.with_pixels(pixels, description, grid=grid)
+    sy, sx = degradation.scale
+    if isinstance(degradation, ThickSlice):  # its (s, 1) acts along the slices
+        factors: tuple[float, ...] = (1.0 / sy, 1.0, 1.0)
+    else:
+        factors = (*([1.0] * (image.ndim - 2)), 1.0 / sy, 1.0 / sx)
+    expected = tuple(output_size(n, 1, (f, 1.0))[0] for n, f in zip(image.shape, factors))
+    if tuple(pixels.shape) != expected:  # a degradation that sizes its output otherwise
+        return image.with_pixels(pixels, description, grid=grid)
+    return image.rescaled(pixels, factors, description, grid=grid)
 
 
 def _crop_for_pairs(image: MedicalImage, scale: tuple[float, float]) -> MedicalImage:
@@ -248,7 +298,8 @@ def run_degrade(args: argparse.Namespace) -> int:
             lr = out.reshape(*hr.shape[:-2], *out.shape[-2:])
         lr_unit = lr.numpy()
         description = f"medsr degrade {degradation!r} seed {args.seed}"
-        lr_image = image.with_pixels(norm.from_unit(lr_unit).astype(np.float32), description)
+        lr_pixels = norm.from_unit(lr_unit).astype(np.float32)
+        lr_image = degraded_image(image, lr_pixels, degradation, description)
         suffix = output_suffix_for(image)
         written = write(lr_image, outdir / f"{stem}_{label}{suffix}")
         if args.pairs:

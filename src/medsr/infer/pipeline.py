@@ -3,11 +3,15 @@
 Intensities go ``physical -> [0, 1]`` with the image's own
 :meth:`~medsr.image.MedicalImage.normalization`, through the model, and back
 with its exact inverse, so CT stays in HU and 16-bit data stays 16-bit.
-Geometry follows :meth:`~medsr.image.MedicalImage.with_pixels`: the output
-grid covers the same field of view with spacing divided by the scale.
+Geometry follows :meth:`~medsr.image.MedicalImage.with_pixels` on the model's
+``grid`` (:func:`model_grid`): the output covers the same field of view with spacing
+divided by the scale, its first centre where the input's was for a model on the DFT
+grid (zero-fill skip: an ``mr-kspace`` input comes back on the original grid), its
+field-of-view edges where the input's were otherwise (interpolation, other models).
 
 Volumes are upscaled in-plane (each (H, W) slice, batched) or through-plane
 (each (D, W) plane with the scale on D only, to approach isotropic voxels).
+Finding inputs, naming and writing outputs: :mod:`medsr.infer.files`.
 """
 
 from __future__ import annotations
@@ -25,16 +29,52 @@ from medsr.degrade.resize import output_size
 from medsr.errors import ConfigError, InputError
 from medsr.image import MedicalImage, Modality
 from medsr.infer.consistency import (
+    KSPACE,
     Residual,
     degradation_kernel,
     downscale,
+    kspace_downscale,
     project_consistent,
     residual_of,
     wants_data_consistency,
 )
+from medsr.infer.files import (
+    IMAGE_SUFFIXES,
+    OUTPUT_FILE_SUFFIXES,
+    InputItem,
+    collect_inputs,
+    fit_to_source,
+    format_suffix,
+    keep_format,
+    output_paths,
+    write_output,
+    write_residual,
+)
+from medsr.infer.files import _keep_format as _keep_format  # the name selfsup imports
 from medsr.infer.runner import ModelRunner, ScalePair, ScalePlan, format_scale, plan_scale
 from medsr.infer.tiling import default_memory_budget, memory_tile, plan_tiles, tiled_upscale
 from medsr.io.core import check_output_pixels, notes_of
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "OUTPUT_FILE_SUFFIXES",
+    "InputItem",
+    "UpscaleResult",
+    "UpscaleSettings",
+    "auto_tile",
+    "collect_inputs",
+    "count_for_spacing",
+    "fit_to_source",
+    "format_suffix",
+    "keep_format",
+    "model_grid",
+    "output_paths",
+    "run_files",
+    "upscale_image",
+    "upscale_planes",
+    "write_output",
+    "write_residual",
+]
 
 PLANES = ("in", "through")
 DEFAULT_OVERLAP = 32
@@ -149,6 +189,14 @@ def _require_spacing(image: MedicalImage) -> None:
         )
 
 
+def model_grid(model: nn.Module) -> str:
+    """The grid of ``model``'s output relative to its input: ``dft`` (first centre kept:
+    zero-fill-skip models) or ``area`` (field-of-view edges kept: the rest, interpolation
+    baselines included); see :mod:`medsr.degrade.acquisition`."""
+    grid = str(getattr(model, "grid", "area"))
+    return grid if grid in ("dft", "sample") else "area"
+
+
 # ----------------------------------------------------------------------------- planes
 def auto_tile(
     runner: ModelRunner, lr_size: tuple[int, int], scale: ScalePair, tile: int | None, budget: int
@@ -174,10 +222,13 @@ def upscale_planes(
 ) -> Tensor:
     """Upscale grey [0, 1] planes (N, 1, h, w) on the CPU to (N, 1, H', W') at ``plan.target``.
 
-    Tiles only when a forward of the whole plane would exceed ``max_memory`` bytes.
+    Tiles only when a forward of the whole plane would exceed ``max_memory`` bytes. When
+    the model runs at a larger scale than the target, its output is resampled down with
+    antialiased cubic imresize, or by k-space truncation for a model on the DFT grid.
     """
     n, _, h, w = planes.shape
     final = output_size(h, w, plan.target)
+    dft = model_grid(runner.model) == "dft"
     source = planes.transpose(-1, -2) if plan.transpose else planes
     sh, sw = int(source.shape[-2]), int(source.shape[-1])
     run_size = output_size(sh, sw, plan.run)
@@ -218,7 +269,9 @@ def upscale_planes(
             )
             if plan.transpose:
                 part = part.transpose(-1, -2)
-            if plan.resample:
+            if plan.resample and dft:  # Fourier resampling keeps the DFT grid
+                part = kspace_downscale(part, final, magnitude=False)
+            elif plan.resample:
                 part = downscale(part, final, "cubic")  # antialiased imresize, sparse
             if first == 0 and first + chunk >= n:
                 out = part.contiguous()
@@ -276,7 +329,13 @@ def upscale_image(
             f"{runner.info.name} is isotropic ({format_scale(plan.run)}): applied to each "
             "(D, W) plane, then the W axis is resampled back to its size"
         )
-    notes.extend(plan.notes)
+    grid = model_grid(runner.model)
+    plan_notes = list(plan.notes)
+    if grid == "dft":  # upscale_planes resamples a DFT-grid output in k-space, not cubic
+        plan_notes = [
+            t.replace("antialiased cubic imresize", "k-space truncation") for t in plan_notes
+        ]
+    notes.extend(plan_notes)
     for text in notes:
         if log is not None:
             log(text)
@@ -308,27 +367,29 @@ def upscale_image(
 
     result = UpscaleResult(image)
     lr_size = (int(lr.shape[-2]), int(lr.shape[-1]))
-    kernel, degrade_note = degradation_kernel(runner.model)
+    kernel, degrade_note = degradation_kernel(runner.model)  # KSPACE for DFT-grid models
+    forward = "mr-kspace" if kernel == KSPACE else "degrade"
+    zero = float(norm.to_unit(0.0))  # no signal: where a k-space magnitude is taken
     project = wants_data_consistency(runner.model, settings.data_consistency)
     if project:
         if degrade_note:
             note(degrade_note)
-        sr = project_consistent(sr, lr, kernel)
-        left = (downscale(sr, lr_size, kernel) - lr).abs().max()
+        sr = project_consistent(sr, lr, kernel, zero)
+        left = (downscale(sr, lr_size, kernel, zero) - lr).abs().max()
         result.projected_residual_percent = 100.0 * float(left)
         note(
-            "data consistency: projected so the output re-degrades to the input; remaining "
-            f"max residual {result.projected_residual_percent:.2g}% of the data range"
+            f"data consistency: projected so the output re-degrades ({forward}) to the input; "
+            f"remaining max residual {result.projected_residual_percent:.2g}% of the data range"
         )
     if settings.consistency:
         if degrade_note and not project:
             note(degrade_note)
-        redegraded = downscale(sr, lr_size, kernel)
+        redegraded = downscale(sr, lr_size, kernel, zero)
         summary = residual_of(redegraded, lr)
         residual_pixels = _from_planes(torch.from_numpy(summary.map), image.ndim, plane)
         result.residual = image.with_pixels(
             (residual_pixels * norm.data_range).astype(np.float32),
-            f"medsr consistency residual |degrade(SR) - LR| ({norm.method})",
+            f"medsr consistency residual |{forward}(SR) - LR| ({norm.method})",
         )
         result.residual_summary = summary
         note(f"{summary.describe()}; data range {norm.data_range:.6g} ({norm.method})")
@@ -341,7 +402,7 @@ def upscale_image(
         if clip_note:
             note(clip_note)
             description += f"; {clip_note}"
-    result.image = image.with_pixels(pixels, description)
+    result.image = image.with_pixels(pixels, description, grid=grid)
     result.notes = notes
     return result
 
@@ -380,232 +441,6 @@ def _model_label(model: nn.Module) -> str:
     return describe_weights(model)
 
 
-# ----------------------------------------------------------------------------- files
-@dataclass(frozen=True)
-class InputItem:
-    """One thing to upscale: a file, or a folder read as one DICOM series."""
-
-    path: Path
-    series: bool = False
-    #: where the output goes relative to the output folder (mirrors input folders)
-    relative: Path = Path()
-    #: the folder given on the command line that this item was found in
-    root: Path | None = None
-
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".nii", ".nii.gz", ".hdr", ".npy")
-
-
-def _is_dicom_file(path: Path) -> bool:
-    from medsr.io.core import DICOM_SUFFIXES, _looks_like_dicom, full_suffix
-
-    return full_suffix(path) in DICOM_SUFFIXES or _looks_like_dicom(path)
-
-
-def _series_uid(path: Path) -> tuple[str, int] | None:
-    import warnings
-
-    import pydicom
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except Exception:
-        return None
-    return str(ds.get("SeriesInstanceUID", "")), int(ds.get("NumberOfFrames", 1) or 1)
-
-
-def collect_inputs(paths: Sequence[str | Path]) -> list[InputItem]:
-    """Files, and folders expanded: a folder of one single-frame DICOM series is one item;
-    other image files are items of their own; sub-folders are searched too."""
-    from medsr.io.core import full_suffix
-
-    items: list[InputItem] = []
-
-    def walk(folder: Path, relative: Path, root: Path) -> None:
-        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-        dicoms = [p for p in files if full_suffix(p) not in IMAGE_SUFFIXES and _is_dicom_file(p)]
-        headers = {p: _series_uid(p) for p in dicoms}
-        uids = {h[0] for h in headers.values() if h is not None}
-        single_frame = all(h is not None and h[1] == 1 for h in headers.values())
-        if len(dicoms) > 1 and len(uids) == 1 and single_frame:
-            items.append(InputItem(folder, True, relative, root))
-        else:
-            items.extend(InputItem(p, False, relative, root) for p in dicoms if headers[p])
-        items.extend(
-            InputItem(p, False, relative, root) for p in files if full_suffix(p) in IMAGE_SUFFIXES
-        )
-        for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            walk(sub, relative / sub.name, root)
-
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise InputError(path, "no such file or folder")
-        if path.is_file():
-            items.append(InputItem(path))
-            continue
-        before = len(items)
-        walk(path, Path(), path)
-        if len(items) == before:
-            raise InputError(path, "folder holds no images medsr can read")
-        if len(items) == before + 1 and items[-1].series and items[-1].path == path:
-            items[-1] = InputItem(path, True)  # a series folder given directly
-    return items
-
-
-def _predicted_suffix(item: InputItem) -> str:
-    from medsr.io.core import NIFTI_SUFFIXES, full_suffix
-
-    if item.series:
-        return ""
-    suffix = full_suffix(item.path)
-    if suffix in NIFTI_SUFFIXES:
-        return ".nii.gz"
-    if suffix in (".png", ".jpg", ".jpeg"):
-        return ".png"
-    if suffix in (".tif", ".tiff"):
-        return ".tif"
-    if suffix == ".npy":
-        return ".npy"
-    return ".dcm"
-
-
-OUTPUT_FILE_SUFFIXES = (".dcm", ".nii", ".nii.gz", ".png", ".tif", ".tiff", ".npy")
-
-
-def output_paths(
-    items: Sequence[InputItem], output: Path, tag: str, overwrite: bool = False
-) -> list[Path]:
-    """Where each item's result goes; refuses to overwrite inputs or write inside input folders,
-    and to replace an existing file named by ``output`` unless ``overwrite``."""
-    from medsr.io.core import full_suffix, stem
-
-    single_file = (
-        len(items) == 1 and full_suffix(output) in OUTPUT_FILE_SUFFIXES and not output.is_dir()
-    )
-    if single_file and output.exists() and not overwrite:
-        raise InputError(output, "already exists; refusing to replace it (add --overwrite)")
-    if not single_file and output.exists() and not output.is_dir():
-        raise InputError(output, "is a file; give a folder for the outputs (or one input)")
-    outs: list[Path] = []
-    for item in items:
-        if single_file:
-            outs.append(output)
-            continue
-        name = item.path.name if item.series else stem(item.path)
-        outs.append(output / item.relative / f"{name}{tag}{_predicted_suffix(item)}")
-    resolved_inputs = {item.path.resolve() for item in items}
-    folders = {item.path.resolve() for item in items if item.series}
-    folders |= {item.root.resolve() for item in items if item.root is not None}
-    out_root = output.resolve()
-    for folder in folders:
-        if out_root == folder or folder in out_root.parents:
-            raise InputError(
-                output, f"lies inside the input folder {folder}; choose an output outside it"
-            )
-    seen: dict[Path, Path] = {}
-    for item, out in zip(items, outs):
-        target = out.resolve()
-        if target in resolved_inputs:
-            raise InputError(out, "is one of the inputs; refusing to overwrite an input")
-        if out.exists() and not overwrite:
-            raise InputError(out, "already exists; refusing to replace it (add --overwrite)")
-        if target in seen:
-            raise ConfigError(
-                f"{seen[target]} and {item.path} would both be written to {out}; "
-                "give them different names or separate runs"
-            )
-        seen[target] = item.path
-    return outs
-
-
-def _write_residual(result: UpscaleResult, out: Path) -> list[Path]:
-    """The residual in the output's format beside it, plus a PNG map (max over slices)."""
-    from PIL import Image
-
-    from medsr.io.core import atomic_path
-
-    assert result.residual is not None
-    suffix = format_suffix(out)
-    base = out.name[: len(out.name) - len(suffix)]
-    written = [write_output(result.residual, out.with_name(f"{base}_residual{suffix}"))]
-    pixels = result.residual.pixels
-    view = pixels.max(axis=0) if pixels.ndim == 3 else pixels
-    top = float(np.percentile(view, 99.9)) or float(view.max()) or 1.0
-    grey = np.clip(np.rint(view / top * 255.0), 0, 255).astype(np.uint8)
-    png = out.with_name(f"{base}_residual.png")
-    with atomic_path(png) as tmp:
-        Image.fromarray(grey).save(tmp, format="PNG")
-    written.append(png)
-    return written
-
-
-def fit_to_source(image: MedicalImage) -> tuple[MedicalImage, str | None]:
-    """Round and clip pixels to what the source's integer file format stores, so the output
-    keeps its bit depth: 8/16-bit PNG/TIFF, integer NIfTI. DICOM's writer does this itself."""
-    src = image.source
-    bounds: tuple[float, float] | None = None
-    if src.format in ("png", "tiff", "jpeg") and src.bits_stored in (8, 16):
-        bounds = (0.0, 2.0**src.bits_stored - 1)
-    elif (
-        src.format in ("nifti", "analyze")
-        and src.dtype
-        and np.dtype(src.dtype).kind in "ui"
-        and src.rescale_slope == 1.0
-        and src.rescale_intercept == 0.0
-    ):
-        info = np.iinfo(np.dtype(src.dtype))
-        bounds = (float(info.min), float(info.max))
-    if bounds is None:
-        return image, None
-    lo, hi = bounds
-    outside = float(np.mean((image.pixels < lo) | (image.pixels > hi)))
-    image.pixels = np.clip(np.rint(image.pixels), lo, hi).astype(np.float32)
-    note = f"rounded to the input's {src.dtype or src.format} values in [{lo:g}, {hi:g}]"
-    if outside > 0:
-        note += f"; {100 * outside:.2g}% of the pixels were outside and were clipped"
-    return image, note
-
-
-def _keep_format(out: Path, image: MedicalImage, explicit: bool) -> Path:
-    """``out`` with the suffix of the image's own format, unless the user named the file."""
-    from medsr.io.core import full_suffix, output_suffix_for
-
-    if explicit and full_suffix(out) in OUTPUT_FILE_SUFFIXES:
-        return out
-    suffix = output_suffix_for(image)
-    if image.ndim == 2 and suffix == "":
-        suffix = ".dcm"
-    current = full_suffix(out)
-    if current == suffix:
-        return out
-    base = out.name[: len(out.name) - len(format_suffix(out))]
-    return out.with_name(base + suffix)
-
-
-def format_suffix(path: Path) -> str:
-    """The suffix that names a file format, else "" (``ct_sr-x2.5`` is a series folder)."""
-    from medsr.io.core import DICOM_SUFFIXES, NIFTI_SUFFIXES, RASTER_SUFFIXES, full_suffix
-
-    suffix = full_suffix(path)
-    known = (*DICOM_SUFFIXES, *NIFTI_SUFFIXES, *RASTER_SUFFIXES, ".npy")
-    return suffix if suffix in known else ""
-
-
-def write_output(image: MedicalImage, out: Path) -> Path:
-    """:func:`medsr.io.write`, where a volume under a name without a format suffix is a
-    DICOM series folder even when the name holds a dot (``ct_sr-x2.5``, ``_sr-1.25mm-z``)."""
-    from medsr.io import write
-
-    if image.ndim == 3 and format_suffix(out) == "":
-        from medsr.io.dicom import write_dicom_series
-
-        return write_dicom_series(image, out)
-    return write(image, out)
-
-
 def run_files(
     inputs: Sequence[str | Path],
     output: str | Path,
@@ -635,7 +470,7 @@ def run_files(
             image = read(item.path)
             for text in notes_of(image):
                 log(f"note: {text}")
-            out = _keep_format(out, image, explicit=len(items) == 1 and out == output)
+            out = keep_format(out, image, explicit=len(items) == 1 and out == output)
             if out.resolve() == item.path.resolve():
                 raise InputError(out, "is the input; refusing to overwrite it")
             if out.exists() and not overwrite:
@@ -653,7 +488,7 @@ def run_files(
                 f"{result.image.shape} @ {sp_out} mm"
             )
             if result.residual is not None:
-                for extra in _write_residual(result, path):
+                for extra in write_residual(result.residual, path):
                     written.append(extra)
                     log(f"  residual map: {extra}")
     finally:
