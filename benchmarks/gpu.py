@@ -46,8 +46,8 @@ def timed(fn: Callable[[], object], repeats: int) -> float:
 
 def inference(repeats: int) -> None:
     from medsr.infer.runner import ModelRunner
-    from medsr.infer.weights import zoo_models
     from medsr.models import build
+    from medsr.zoo.manifest import zoo_models
 
     print("\n[inference] 8 x 1 x 256^2 LR per batch, ModelRunner (BatchNorm folded)")
     print(

@@ -30,8 +30,8 @@ from medsr.evaluate.runner import _forward as eval_forward
 from medsr.infer.pipeline import upscale_planes
 from medsr.infer.runner import ModelRunner, ScalePlan
 from medsr.infer.tiling import default_memory_budget, memory_tile
-from medsr.infer.weights import zoo_models
 from medsr.models import build
+from medsr.zoo.manifest import zoo_models
 
 
 def _seconds(fn: Callable[[], object]) -> float:

@@ -61,7 +61,7 @@ def optimisers(rounds: int) -> None:
 
 
 def layouts(rounds: int) -> None:
-    from medsr.infer.weights import zoo_models
+    from medsr.zoo.manifest import zoo_models
 
     print(
         "\ngenerator training step, 4 x 96^2 HR (x4) / 1 x 96^2 (same size), default vs channels-last:"

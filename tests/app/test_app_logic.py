@@ -364,7 +364,7 @@ def test_download_png_and_nifti_and_series(tmp_path: Path) -> None:
 
 
 def test_available_models_lists_the_baselines() -> None:
-    from medsr.infer.zoo import zoo_status
+    from medsr.zoo.manifest import zoo_status
 
     names = logic.available_models()
     baselines = [n for n in names if n in logic.BASELINES]

@@ -24,8 +24,9 @@ APP = Path(logic.__file__).resolve().parent / "streamlit_app.py"
 @pytest.fixture
 def tiny_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A zoo holding one fixed-scale (x2) SRResNet with random weights."""
-    from medsr.infer.weights import ZOO_ENV, save_generator, sha256_of
+    from medsr.infer.weights import save_generator
     from medsr.models import build
+    from medsr.zoo.manifest import ZOO_ENV, sha256_of
 
     torch.manual_seed(0)
     model = build("srresnet", scale=2, num_blocks=1, channels=8)
@@ -171,7 +172,7 @@ def test_zoo_model_offers_its_fixed_scales(tiny_zoo: str) -> None:
 def test_corrupted_zoo_weights_show_an_error(tiny_zoo: str) -> None:
     import os
 
-    from medsr.infer.weights import ZOO_ENV
+    from medsr.zoo.manifest import ZOO_ENV
 
     weights = Path(os.environ[ZOO_ENV]) / "tiny.safetensors"
     weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
@@ -187,7 +188,7 @@ def test_corrupted_zoo_weights_show_an_error(tiny_zoo: str) -> None:
 def test_app_opens_with_a_model_that_beats_bicubic_by_its_card() -> None:
     """The preselected model is the zoo's shipped default; its card shows PSNR and SSIM
     gains over bicubic on every modality of the corpus test role (or it is bicubic)."""
-    from medsr.infer.weights import zoo_folder, zoo_models
+    from medsr.zoo.manifest import zoo_folder, zoo_models
 
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.run()

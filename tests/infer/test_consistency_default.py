@@ -17,7 +17,8 @@ from medsr.infer.consistency import (
     project_consistent,
     wants_data_consistency,
 )
-from medsr.infer.weights import load_zoo_model, save_generator, sha256_of
+from medsr.infer.weights import save_generator
+from medsr.zoo.manifest import load_zoo_model, sha256_of
 
 
 def _tagged(kind: str | None, degradation: object = None) -> torch.nn.Module:

@@ -59,7 +59,7 @@ def test_arbitrary_scale_model_exports_for_a_fixed_size(tmp_path: Path) -> None:
 
 
 def _zoo_names() -> list[str]:
-    from medsr.infer.weights import zoo_models
+    from medsr.zoo.manifest import zoo_models
 
     return sorted(zoo_models())
 
@@ -70,7 +70,7 @@ def test_every_zoo_model_exports_and_runs_in_onnxruntime(name: str, tmp_path: Pa
     included), checked at a size other than the traced 32x32 (a multiple of 4: sisr-ct's
     space-to-depth pads other sizes by amounts fixed at trace time); MIASSR's kernels
     depend on the grid, so it exports for one size."""
-    from medsr.infer.weights import load_zoo_model
+    from medsr.zoo.manifest import load_zoo_model
 
     model = load_zoo_model(name)
     arbitrary = bool(model.arbitrary_scale)

@@ -13,8 +13,9 @@ import torch
 
 import medsr
 from medsr.errors import ConfigError, InputError
-from medsr.infer.weights import load_generator, read_weights, save_generator, zoo_models
+from medsr.infer.weights import load_generator, read_weights, save_generator
 from medsr.models import build
+from medsr.zoo.manifest import zoo_models
 
 
 def _small() -> torch.nn.Module:

@@ -11,7 +11,8 @@ import torch
 
 from medsr import models
 from medsr.errors import InputError
-from medsr.infer.weights import load_zoo_model, save_generator
+from medsr.infer.weights import save_generator
+from medsr.zoo.manifest import load_zoo_model
 
 
 def _zoo(tmp_path: Path, entry_extra: dict[str, object], model_config: dict[str, object]) -> Path:

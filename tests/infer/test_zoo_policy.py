@@ -8,16 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from medsr.infer.zoo import (
-    FALLBACK,
-    MAX_MEAN_BIAS,
-    choose_defaults,
-    default_model,
-    default_model_for,
-    scale_key,
-    shipping_verdict,
-    zoo_status,
-)
+from medsr.zoo.choice import default_model, default_model_for, scale_key
+from medsr.zoo.manifest import zoo_status
+from medsr.zoo.rule import FALLBACK, MAX_MEAN_BIAS, choose_defaults, shipping_verdict
 
 ZOO = Path(__file__).resolve().parents[2] / "src" / "medsr" / "zoo"
 

@@ -10,7 +10,6 @@ import torch
 
 from medsr import models
 from medsr.cli import main
-from medsr.models.cli import zoo_models
 
 
 def _conv_flops(cin: int, cout: int, k: int, pixels: int) -> int:
@@ -63,10 +62,36 @@ def test_models_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert any(line.startswith("sisr-us") and "x(1,4)" in line for line in lines)
 
 
-def test_zoo_manifest_detection(tmp_path: Path) -> None:
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(
-        json.dumps({"files": {"a.safetensors": {"model": "miassr", "sha256": "0" * 64}}})
-    )
-    assert zoo_models(manifest) == {"miassr"}
-    assert zoo_models(tmp_path / "missing.json") == set()
+def test_zoo_rows_state_the_shipped_size_modality_and_acquisition(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The zoo's srresnet is listed with its own 8 x 32 and 0.2 M parameters, not the
+    published 16 x 64 (1.53 M), with the modality and acquisition it was trained for."""
+    from medsr.infer.weights import save_generator
+    from medsr.zoo.manifest import sha256_of
+
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    config = {"scale": 2, "num_blocks": 8, "channels": 32, "residual": "zero-fill"}
+    path = save_generator(models.build("srresnet", **config), zoo / "mr.safetensors")
+    entry = {
+        "file": path.name,
+        "sha256": sha256_of(path),
+        "architecture": "srresnet",
+        "config": config,
+        "scale": [2.0, 2.0],
+        "degradation": {"name": "mr-kspace", "scale": 2},
+        "status": "shipped",
+    }
+    (zoo / "manifest.json").write_text(json.dumps({"models": {"mr-x2": entry}}))
+    monkeypatch.setenv("MEDSR_ZOO_DIR", str(zoo))
+    assert main(["models"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("mr-x2"))
+    assert "8 blocks x 32 channels" in row and "0.201 M" in row
+    assert row.split()[-4:-1] == ["MR", "mr-kspace", "shipped"]
+    from medsr.zoo.describe import describe_zoo_model
+
+    text = describe_zoo_model("mr-x2") or ""
+    assert "8 blocks x 32 channels, 0.20 M parameters" in text
+    assert "CPU-sized; the published network has 1.53 M" in text
+    assert "zero-filled k-space" in text and "mr-kspace input (MR), reference zero-fill" in text

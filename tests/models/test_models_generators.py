@@ -22,7 +22,7 @@ TINY: dict[str, dict] = {
     "sisr-us": {"num_blocks": 2, "channels": 8},
     "sisr-ct": {"num_blocks": 2, "channels": 8, "residual": False, "layout": "published"},
 }
-BASELINES = ("nearest", "bilinear", "bicubic", "lanczos")
+BASELINES = ("nearest", "bilinear", "bicubic", "lanczos", "zero-fill")
 
 
 def test_registry_lists_every_model() -> None:
@@ -90,7 +90,7 @@ def test_sisr_ct_keeps_the_size(downscale: int) -> None:
     assert model(torch.rand(2, 1, 7, 9)).shape == (2, 1, 7, 9)
 
 
-@pytest.mark.parametrize("name", BASELINES)
+@pytest.mark.parametrize("name", BASELINES[:-1])
 def test_baselines_match_imresize(name: str) -> None:
     model = models.build(name)
     lr = torch.rand(2, 1, 7, 9)
@@ -99,6 +99,19 @@ def test_baselines_match_imresize(name: str) -> None:
         expected = imresize(lr, scale=scale, kernel=kernel[name])
         torch.testing.assert_close(model(lr, scale), expected)
     assert model.is_baseline and model.arbitrary_scale and models.count_parameters(model) == 0
+
+
+def test_zero_fill_baseline_is_the_k_space_zero_fill() -> None:
+    """The zero-fill baseline inverts mr-kspace on band-limited content (any scale)."""
+    from medsr.degrade.mr import MRKSpace
+
+    model = models.build("zero-fill")
+    y, x = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    hr = 0.5 + 0.2 * torch.cos(2 * torch.pi * 3 * x / 32) * torch.sin(2 * torch.pi * 2 * y / 32)
+    lr = MRKSpace(4).apply(hr[None, None], {})
+    torch.testing.assert_close(model(lr, 4), hr[None, None], atol=1e-5, rtol=0)
+    assert model(lr, 2.5).shape == (1, 1, 20, 20)
+    assert model.is_baseline and model.grid == "dft" and models.count_parameters(model) == 0
 
 
 def test_nearest_x2_repeats_pixels() -> None:

@@ -102,7 +102,7 @@ class ModelChoice:
 def zoo_names() -> list[str]:
     """Model names in the zoo manifest (``medsr/zoo/manifest.json``); none when no zoo ships."""
     try:
-        from medsr.infer.weights import zoo_models
+        from medsr.zoo.manifest import zoo_models
     except ImportError:
         return []
     try:
@@ -114,7 +114,7 @@ def zoo_names() -> list[str]:
 def available_models() -> list[str]:
     """The zoo's default first, the other shipped zoo models, the baselines, and last the
     experimental zoo models (worse than their reference on some modality: never a default)."""
-    from medsr.infer.zoo import SHIPPED, zoo_status
+    from medsr.zoo.manifest import SHIPPED, zoo_status
 
     zoo = [n for n in zoo_names() if n not in BASELINES]
     shipped = [n for n in zoo if zoo_status(n) == SHIPPED]
@@ -126,14 +126,14 @@ def available_models() -> list[str]:
 
 def default_model() -> str:
     """The model the app opens with: the zoo's shipped default (else bicubic)."""
-    from medsr.infer.zoo import default_model as zoo_default
+    from medsr.zoo.choice import default_model as zoo_default
 
     return zoo_default(None)
 
 
 def model_label(name: str) -> str:
     """How the model list shows a name: experimental zoo models are flagged."""
-    from medsr.infer.zoo import EXPERIMENTAL, zoo_status
+    from medsr.zoo.manifest import EXPERIMENTAL, zoo_status
 
     if zoo_status(name) == EXPERIMENTAL:
         return f"{name} (experimental: worse than its reference on some modality)"
@@ -150,7 +150,7 @@ def load_model(name: str) -> nn.Module:
 def model_summary(name: str) -> str:
     """One line about a model: the zoo manifest's description, else the registry's summary."""
     try:
-        from medsr.infer.weights import zoo_models
+        from medsr.zoo.manifest import zoo_models
 
         entry = zoo_models().get(name, {})
     except (ImportError, MedsrError):

@@ -370,7 +370,8 @@ def _load_one(spec: str) -> torch.nn.Module:
     if api is not None and hasattr(api, "load_model"):
         model: torch.nn.Module = api.load_model(spec)
         return model
-    from medsr.infer.weights import WEIGHT_SUFFIXES, load_generator, zoo_models
+    from medsr.infer.weights import WEIGHT_SUFFIXES, load_generator
+    from medsr.zoo.manifest import zoo_models
 
     looks_like_file = Path(spec).suffix.lower() in WEIGHT_SUFFIXES or Path(spec).exists()
     if looks_like_file or spec in zoo_models():
@@ -382,7 +383,7 @@ def _load_one(spec: str) -> torch.nn.Module:
 
 def zoo_names() -> list[str]:
     """Names of the zoo models with shipped weights (empty when none are shipped)."""
-    from medsr.infer.weights import zoo_models
+    from medsr.zoo.manifest import zoo_models
 
     return list(zoo_models())
 

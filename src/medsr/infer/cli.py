@@ -214,7 +214,7 @@ def run_upscale(args: argparse.Namespace) -> int:
     settings.check()
     device = resolve_device(args.device)
     if args.model is None:
-        from medsr.infer.zoo import default_model_for
+        from medsr.zoo.choice import default_model_for
 
         args.model = default_model_for(args.scale, args.spacing)
         print(f"no --model given: using {args.model}, the zoo's default for this scale")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 #: LR input size the GFLOPs column is counted for
@@ -27,35 +26,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def zoo_models(manifest: Path | None = None) -> set[str]:
-    """Model names the zoo manifest has weights for: every ``model`` / ``medsr.model`` value in it."""
-    path = manifest or Path(__file__).resolve().parent.parent / "zoo" / "manifest.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return set()
-    names: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key in ("model", "medsr.model", "architecture") and isinstance(value, str):
-                    names.add(value)
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(data)
-    return names
-
-
 def describe_all() -> list[dict[str, Any]]:
     import torch
 
     from medsr.models import registry
+    from medsr.zoo.manifest import zoo_models
 
-    shipped = zoo_models()
+    by_architecture: dict[str, list[str]] = {}
+    for zoo_name, entry in zoo_models().items():
+        by_architecture.setdefault(str(entry["architecture"]), []).append(zoo_name)
     rows = []
     for name in registry.available():
         row = registry.info(name)
@@ -65,7 +44,7 @@ def describe_all() -> list[dict[str, Any]]:
             with torch.device("meta"):
                 model = registry.build(name)
         row["gflops_256"] = registry.forward_gflops(model, *GFLOPS_INPUT)
-        row["weights"] = name in shipped
+        row["zoo"] = by_architecture.get(name, [])
         rows.append(row)
     return rows
 
@@ -75,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    header = ("name", "kind", "scales", "params", "GFLOPs@256", "weights")
+    header = ("name", "kind", "scales", "params (default build)", "GFLOPs@256", "zoo weights")
     table = [
         (
             r["name"],
@@ -83,16 +62,29 @@ def run(args: argparse.Namespace) -> int:
             r["scales"],
             f"{r['parameters'] / 1e6:.3f} M",
             f"{r['gflops_256']:.3g}",
-            "yes" if r["weights"] else "no",
+            ", ".join(r["zoo"]) or "-",
         )
         for r in rows
     ]
     _print_table(header, table)
+    print(
+        "(the default build is the published network, except blimsr-lite, a CPU-sized "
+        "preset; zoo models have their own, mostly smaller, sizes: see below)"
+    )
     zoo = zoo_rows()
     if zoo:
         print()
-        print("zoo models (weights shipped; experimental ones are never a default):")
-        _print_table(("zoo name", "architecture", "scale", "status", "default for"), zoo)
+        print(
+            "zoo models (weights shipped, their own size; experimental ones are never a "
+            "default; 'default for' is a scale or acquisition:scale):"
+        )
+        _print_table(
+            (
+                "zoo name", "architecture", "blocks x channels", "params", "scale",
+                "modality", "acquisition", "status", "default for",
+            ),
+            zoo,
+        )  # fmt: skip
     return 0
 
 
@@ -102,15 +94,22 @@ def _print_table(header: Sequence[str], table: Sequence[Sequence[Any]]) -> None:
         print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip())
 
 
-def zoo_rows() -> list[tuple[str, str, str, str, str]]:
-    """One row per zoo model: name, architecture, scale, status and the scales it is
-    the default for (see :mod:`medsr.infer.zoo`)."""
-    from medsr.infer.weights import zoo_models as manifest_models
-    from medsr.infer.zoo import manifest_defaults, zoo_status
+def zoo_rows() -> list[tuple[str, ...]]:
+    """One row per zoo model: name, architecture, its own size (blocks x channels and
+    parameters), scale, the modality and acquisition it was trained for, status and what it
+    is the default for (see :mod:`medsr.zoo.rule`)."""
+    from medsr.zoo.describe import parameter_count, size_text
+    from medsr.zoo.manifest import (
+        entry_acquisition,
+        entry_modality,
+        manifest_defaults,
+        zoo_models,
+        zoo_status,
+    )
 
     defaults = manifest_defaults()
-    rows = []
-    for name, entry in manifest_models().items():
+    rows: list[tuple[str, ...]] = []
+    for name, entry in zoo_models().items():
         scale = entry.get("scale")
         if scale is None:
             scale_text = "any in (1, 4]"
@@ -125,7 +124,13 @@ def zoo_rows() -> list[tuple[str, str, str, str, str]]:
             if v == name and status == "shipped"
         ]
         flag = status.upper() if status != "shipped" else status
+        config = dict(entry.get("config") or {})
+        params = parameter_count(str(entry["architecture"]), config)
         rows.append(
-            (name, str(entry["architecture"]), scale_text, flag, ", ".join(default_for) or "-")
-        )
+            (
+                name, str(entry["architecture"]), size_text(config) or "-",
+                f"{params / 1e6:.3f} M", scale_text, entry_modality(entry),
+                entry_acquisition(entry), flag, ", ".join(default_for) or "-",
+            )
+        )  # fmt: skip
     return rows

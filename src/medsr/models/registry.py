@@ -67,7 +67,10 @@ _GENERATORS: dict[str, ModelEntry] = {
     e.name: e
     for e in (
         ModelEntry(
-            "srresnet", "generator", SRResNet, "SRResNet (SRGAN generator), 16 residual blocks"
+            "srresnet",
+            "generator",
+            SRResNet,
+            "SRResNet (SRGAN generator), published: 16 residual blocks x 64 channels",
         ),
         ModelEntry(
             "swift-srgan", "generator", SwiftSRGAN, "Swift-SRGAN: depthwise-separable SRResNet"

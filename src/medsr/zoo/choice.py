@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medsr.image import Modality
-from medsr.zoo.manifest import SHIPPED, manifest_defaults, zoo_status
+from medsr.zoo.manifest import (
+    SHIPPED,
+    acquisition_key,
+    manifest_defaults,
+    scale_key,
+    zoo_status,
+)
 from medsr.zoo.rule import FALLBACK
 
 __all__ = [
@@ -36,28 +42,6 @@ class Choice:
 
     name: str
     reason: str
-
-
-def scale_key(scale: float | Sequence[float] | None) -> str:
-    """``2`` -> ``"2"``, ``(4, 4)`` -> ``"4"``, ``2.5`` or ``(1, 4)`` -> ``"any"``, None -> ``"default"``."""
-    if scale is None:
-        return "default"
-    if isinstance(scale, (int, float)):
-        pair = (float(scale), float(scale))
-    else:
-        values = [float(s) for s in scale]
-        pair = (values[0], values[-1])
-    if pair[0] == pair[1] and float(pair[0]).is_integer() and pair[0] in (2.0, 4.0):
-        return str(int(pair[0]))
-    return "any"
-
-
-def acquisition_key(acquisition: str, scale: float | Sequence[float] | None) -> str:
-    """``("mr-kspace", 2)`` -> ``"mr-kspace:x2"``; ``(1, 4)`` -> ``x4`` (the larger factor)."""
-    if scale is None:
-        return f"{acquisition}:x?"
-    values = [float(scale)] if isinstance(scale, (int, float)) else [float(s) for s in scale]
-    return f"{acquisition}:x{max(values):g}"
 
 
 def _shipped(name: str | None, zoo_dir: str | Path | None) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,12 @@ __all__ = [
     "EXPERIMENTAL",
     "SHIPPED",
     "ZOO_ENV",
+    "acquisition_key",
     "entry_acquisition",
     "entry_modality",
     "load_zoo_model",
     "manifest_defaults",
+    "scale_key",
     "sha256_of",
     "weights_hint",
     "zoo_folder",
@@ -103,6 +106,28 @@ def manifest_defaults(zoo_dir: str | Path | None = None) -> dict[str, str]:
         path = zoo_folder(zoo_dir) / "manifest.json"
         raise InputError(path, '"defaults" must map a scale to a zoo model name')
     return {str(k): str(v) for k, v in defaults.items()}
+
+
+def scale_key(scale: float | Sequence[float] | None) -> str:
+    """A generic default key: ``2`` -> ``"2"``, ``(4, 4)`` -> ``"4"``, ``2.5`` or ``(1, 4)`` -> ``"any"``, None -> ``"default"``."""
+    if scale is None:
+        return "default"
+    if isinstance(scale, (int, float)):
+        pair = (float(scale), float(scale))
+    else:
+        values = [float(s) for s in scale]
+        pair = (values[0], values[-1])
+    if pair[0] == pair[1] and float(pair[0]).is_integer() and pair[0] in (2.0, 4.0):
+        return str(int(pair[0]))
+    return "any"
+
+
+def acquisition_key(acquisition: str, scale: float | Sequence[float] | None) -> str:
+    """``("mr-kspace", 2)`` -> ``"mr-kspace:x2"``; ``(1, 4)`` -> ``x4`` (the larger factor)."""
+    if scale is None:
+        return f"{acquisition}:x?"
+    values = [float(scale)] if isinstance(scale, (int, float)) else [float(s) for s in scale]
+    return f"{acquisition}:x{max(values):g}"
 
 
 def entry_acquisition(entry: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from medsr.zoo.manifest import EXPERIMENTAL, SHIPPED
+from medsr.zoo.manifest import EXPERIMENTAL, SHIPPED, acquisition_key
 
 __all__ = [
     "EXPERIMENTAL",
@@ -99,11 +99,9 @@ def choose_defaults(summaries: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     over the test role). Generic keys (``"2"``, ``"4"``, ``"any"``; ``"default"`` is the
     ``"2"`` choice, else ``"4"``, else ``"any"``) come from bicubic-trained models on
     bicubic settings; acquisition keys (``"mr-kspace:x2"``, see
-    :func:`medsr.zoo.choice.acquisition_key`) from models trained for that acquisition,
+    :func:`medsr.zoo.manifest.acquisition_key`) from models trained for that acquisition,
     on settings of it.
     """
-    from medsr.zoo.choice import acquisition_key
-
     best: dict[str, tuple[float, str]] = {}
 
     def offer(key: str, gain: float, name: str) -> None:

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from medsr.errors import InputError
-from medsr.infer.weights import load_zoo_model, sha256_of, zoo_folder, zoo_models
 from medsr.metrics import psnr
+from medsr.zoo.manifest import load_zoo_model, sha256_of, zoo_folder, zoo_models
 
-ZOO = Path(__file__).resolve().parent.parent / "src" / "medsr" / "zoo"
+ZOO = Path(__file__).resolve().parents[2] / "src" / "medsr" / "zoo"
 EXPECTED = {
     "srresnet-x2",
     "srresnet-x4",
@@ -171,7 +171,9 @@ def _card_summary(name: str) -> dict[str, object]:
 def test_shipped_models_pass_the_shipping_rule_on_their_cards() -> None:
     """Every shipped model's card shows PSNR and SSIM gains over the reference on every
     modality of the corpus test role, and a mean bias within 0.2% of the data range."""
-    from medsr.infer.zoo import MAX_MEAN_BIAS, default_model, manifest_defaults
+    from medsr.zoo.choice import default_model
+    from medsr.zoo.manifest import manifest_defaults
+    from medsr.zoo.rule import MAX_MEAN_BIAS
 
     for name in _shipped():
         summary = _card_summary(name)
