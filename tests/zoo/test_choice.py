@@ -61,3 +61,48 @@ def test_the_api_chooses_the_same_way(tiny_zoo: Path) -> None:
     assert any("model generic-x2: the generic default" in h for h in out.history)
     out = medsr.upscale(image, scale=2, acquisition="bicubic")
     assert any("model generic-x2" in h for h in out.history)
+
+
+def _mr_dicom(path: Path) -> Path:
+    from medsr.io import write
+
+    rng = np.random.default_rng(1)
+    pixels = (rng.random((32, 32)) * 400).astype(np.float32)
+    return write(MedicalImage(pixels, (0.9, 0.9), modality=Modality.MR), path)
+
+
+def test_an_mr_dicom_upscaled_without_model_uses_the_k_space_model(
+    tiny_zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medsr.cli import main
+    from medsr.io import read
+
+    source = _mr_dicom(tmp_path / "mr.dcm")
+    assert main(["upscale", str(source), "-o", str(tmp_path / "out.dcm"), "--scale", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{source}: model mr-kspace-x2: trained for modality MR (mr-kspace)" in printed
+    out = read(tmp_path / "out.dcm")
+    assert out.shape == (64, 64)
+    # the k-space model's output is on the DFT grid: the first pixel centre is kept
+    np.testing.assert_allclose(out.affine[:3, 3], read(source).affine[:3, 3], atol=1e-4)
+    np.testing.assert_allclose(out.spacing_mm, (0.45, 0.45), atol=1e-6)
+
+
+def test_acquisition_flag_and_a_png_choose_the_generic_model(
+    tiny_zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    from medsr.cli import main
+
+    source = _mr_dicom(tmp_path / "mr.dcm")
+    args = ["upscale", str(source), "-o", str(tmp_path / "a.dcm"), "--scale", "2"]
+    assert main([*args, "--acquisition", "bicubic"]) == 0
+    assert "model generic-x2: the default for bicubic input" in capsys.readouterr().out
+    png = tmp_path / "slice.png"
+    Image.fromarray((np.arange(256).reshape(16, 16) % 255).astype(np.uint8)).save(png)
+    assert main(["upscale", str(png), "-o", str(tmp_path / "b.png"), "--scale", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "model generic-x2: the generic default (the file states no modality" in printed
+    assert main([*args, "--model", "bicubic", "--acquisition", "mr-kspace"]) == 2
+    assert "--acquisition chooses a zoo model" in capsys.readouterr().err

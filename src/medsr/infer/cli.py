@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 
 def _scale(text: str) -> float | tuple[float, float]:
@@ -48,8 +49,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--model",
         default=None,
         metavar="NAME|PATH",
-        help="zoo model, interpolation baseline (bicubic, ...) or weights file (default: the "
-        "zoo's shipped default for the scale, see medsr models)",
+        help="zoo model, interpolation baseline (bicubic, zero-fill, ...) or weights file "
+        "(default: the zoo's shipped model for each file's modality and the scale: an MR file "
+        "gets the MR k-space model; see medsr models)",
+    )
+    up.add_argument(
+        "--acquisition",
+        default=None,
+        metavar="NAME",
+        help="how the input was acquired, to choose the zoo model (without --model): "
+        "mr-kspace, xray-binning, ultrasound-lateral, bicubic (default: from the file's "
+        "modality; a PNG has none and gets the generic default)",
     )
     target = up.add_mutually_exclusive_group()
     target.add_argument(
@@ -213,13 +223,17 @@ def run_upscale(args: argparse.Namespace) -> int:
     )
     settings.check()
     device = resolve_device(args.device)
-    if args.model is None:
-        from medsr.zoo.choice import default_model_for
+    from medsr.errors import ConfigError
 
-        args.model = default_model_for(args.scale, args.spacing)
-        print(f"no --model given: using {args.model}, the zoo's default for this scale")
-    model = load_model(args.model, device="cpu")
-    print(f"model {args.model} on {device} ({args.precision})")
+    model: Any
+    if args.model is None:
+        model = _ModelChooser(args.scale, args.spacing, args.acquisition)
+        print(f"no --model given: choosing by each file's modality, on {device}")
+    elif args.acquisition is not None:
+        raise ConfigError("--acquisition chooses a zoo model; leave --model out to use it")
+    else:
+        model = load_model(args.model, device="cpu")
+        print(f"model {args.model} on {device} ({args.precision})")
     run_files(
         args.inputs,
         args.output,
@@ -234,6 +248,31 @@ def run_upscale(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     return 0
+
+
+class _ModelChooser:
+    """The zoo model for each input by its modality (or ``--acquisition``), loaded once per
+    name; prints the choice and why (:func:`medsr.zoo.choice.choose_model`)."""
+
+    def __init__(self, scale: Any, spacing: float | None, acquisition: str | None) -> None:
+        self.scale, self.spacing, self.acquisition = scale, spacing, acquisition
+        self.loaded: dict[str, Any] = {}
+
+    def __call__(self, image: Any) -> Any:
+        from medsr.infer.api import load_model
+        from medsr.zoo.choice import choose_model
+
+        choice = choose_model(
+            self.scale,
+            modality=image.modality,
+            acquisition=self.acquisition,
+            spacing=self.spacing,
+        )
+        where = image.source.path or "the input"
+        print(f"{where}: model {choice.reason}")
+        if choice.name not in self.loaded:
+            self.loaded[choice.name] = load_model(choice.name, device="cpu")
+        return self.loaded[choice.name]
 
 
 def run_self_supervised(args: argparse.Namespace) -> int:

@@ -444,7 +444,7 @@ def _model_label(model: nn.Module) -> str:
 def run_files(
     inputs: Sequence[str | Path],
     output: str | Path,
-    model: nn.Module,
+    model: nn.Module | Callable[[MedicalImage], nn.Module],
     settings: UpscaleSettings,
     device: str = "auto",
     precision: str = "fp32",
@@ -456,14 +456,25 @@ def run_files(
 ) -> list[Path]:
     """Upscale every input into ``output`` in its own format; returns the written paths.
 
-    An existing file named by ``output`` is replaced only with ``overwrite``."""
+    ``model`` is one network for every input, or a function that chooses one per image
+    (by its modality: :func:`medsr.zoo.choice.choose_model`). An existing file named by
+    ``output`` is replaced only with ``overwrite``."""
     from medsr.io import read
 
     settings.check()
     output = Path(output)
     items = collect_inputs(inputs)
     outs = output_paths(items, output, tag, overwrite)
-    runner = ModelRunner(model, device=device, precision=precision, compile=compile)
+    runners: dict[int, ModelRunner] = {}
+
+    def runner_for(image: MedicalImage) -> ModelRunner:
+        chosen = model if isinstance(model, nn.Module) else model(image)
+        if id(chosen) not in runners:
+            runners[id(chosen)] = ModelRunner(
+                chosen, device=device, precision=precision, compile=compile
+            )
+        return runners[id(chosen)]
+
     written: list[Path] = []
     try:
         for item, out in zip(items, outs):
@@ -475,6 +486,7 @@ def run_files(
                 raise InputError(out, "is the input; refusing to overwrite it")
             if out.exists() and not overwrite:
                 raise InputError(out, "already exists; refusing to replace it (add --overwrite)")
+            runner = runner_for(image)
             result = upscale_image(image, runner, settings, progress=progress, log=log)
             fitted, note = fit_to_source(result.image)
             if note:
@@ -492,5 +504,6 @@ def run_files(
                     written.append(extra)
                     log(f"  residual map: {extra}")
     finally:
-        runner.restore()
+        for runner in runners.values():
+            runner.restore()
     return written
