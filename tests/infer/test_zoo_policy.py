@@ -167,4 +167,4 @@ def test_upscale_without_a_model_uses_the_default(
     src = tmp_path / "in.nii.gz"
     medsr.io.write(image, src)
     assert main(["upscale", str(src), "-o", str(tmp_path / "out"), "--scale", "4"]) == 0
-    assert "using bicubic" in capsys.readouterr().out  # no shipped x4 model: bicubic
+    assert "model bicubic: no shipped model for modality MR" in capsys.readouterr().out  # no x4

@@ -173,7 +173,7 @@ def format_table(run: EvalResult) -> str:
 
 
 def _data_range_line(run: EvalResult) -> str:
-    from medsr.evaluate.runner import DATA_RANGE_SHORT
+    from medsr.evaluate.results import DATA_RANGE_SHORT
 
     seen: dict[str, set[float]] = {}
     for r in run.models.values():

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from medsr.evaluate.runner import DATA_RANGE_RULES, REFERENCE, EvalResult, ImageVisual
+from medsr.evaluate.results import DATA_RANGE_RULES, REFERENCE, EvalResult, ImageVisual
 from medsr.image import CT_WINDOWS, Modality
 
 __all__ = ["detail_window", "render_report", "write_report"]

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from medsr.errors import ConfigError
-from medsr.evaluate.runner import DATA_RANGE_RULES, json_number
+from medsr.evaluate.results import DATA_RANGE_RULES, json_number
 from medsr.image import MedicalImage, Modality, Normalization
 
 __all__ = ["SELF_SUPERVISED", "ThickSliceRun", "VolumeScore", "run_thick_slice"]

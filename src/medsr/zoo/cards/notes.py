@@ -15,7 +15,7 @@ NOTES: dict[str, dict[str, str]] = {
         "the zero-filled k-space interpolation (ZIP) of the input, what the scanner itself "
         "offers, so training starts from ZIP and it learns only what ZIP misses. Its output "
         "is on the DFT grid: the first pixel centre stays where the scanner put it.",
-        "objective": "L1 pixel loss; Rician noise on half the training images (sigma up to 3% "
+        "objective": "L1 pixel loss; Rician noise on a fifth of the training images (sigma up to 3% "
         "of the range), so it meets both high- and low-SNR scans.",
         "remarks": "Trained on the corpus MR train role only, warm-started from srresnet-x2's "
         "weights (its features, not its grid); each training crop is degraded whole in "
@@ -30,7 +30,7 @@ NOTES: dict[str, dict[str, str]] = {
         "added to the zero-filled k-space interpolation (ZIP) of the input, what the scanner "
         "itself offers, so training starts from ZIP. Its output is on the DFT grid: the first "
         "pixel centre stays where the scanner put it.",
-        "objective": "L1 pixel loss; Rician noise on half the training images (sigma up to 3% "
+        "objective": "L1 pixel loss; Rician noise on a fifth of the training images (sigma up to 3% "
         "of the range), so it meets both high- and low-SNR scans.",
         "remarks": "Trained on the corpus MR train role only, warm-started from srresnet-x4's "
         "weights; each training crop is degraded whole in k-space and trimmed, so the crop's "
