@@ -120,7 +120,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="project the output so that it re-degrades exactly to the input "
-        "(default: on for GAN-trained zoo models, off otherwise)",
+        "(default: on for GAN-trained zoo models and MR k-space models, whose measured k-space "
+        "centre is kept exactly; off otherwise)",
     )
     up.add_argument(
         "--overwrite",
