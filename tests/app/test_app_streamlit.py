@@ -6,12 +6,17 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
 
 from medsr.app import logic
+from medsr.image import Modality
 from medsr.samples import get_sample
+
+if TYPE_CHECKING:
+    from tests.app.conftest import AppZoo
 
 st = pytest.importorskip(
     "streamlit", reason="the web app tests need streamlit (pip install 'medsr[app]')"
@@ -36,7 +41,8 @@ def tiny_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         "sha256": sha256_of(path),
         "architecture": "srresnet",
         "config": model.config,
-        "description": "tiny test SRResNet",
+        "scale": [2.0, 2.0],
+        "description": "tiny test SRResNet",  # free text the app must not show as its size
         "status": "shipped",
     }
     manifest = {
@@ -47,6 +53,14 @@ def tiny_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv(ZOO_ENV, str(tmp_path))
     st.cache_resource.clear()  # models are cached by name; this zoo reuses one
     yield "tiny-srresnet-x2"
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def app_zoo_page(app_zoo: AppZoo) -> Iterator[AppZoo]:
+    """The app_zoo (a generic and an MR k-space model), with the page's model cache cleared."""
+    st.cache_resource.clear()
+    yield app_zoo
     st.cache_resource.clear()
 
 
@@ -90,29 +104,79 @@ def test_sample_enhanced_x2_with_bicubic() -> None:
     assert "Super-resolved · bicubic ×2 · 1024×1024" in captions(at)
 
 
-def test_simulate_mode_shows_metrics_with_the_data_range() -> None:
+def test_simulate_mode_on_mr_uses_kspace_and_zero_fill() -> None:
     at = start(model="lanczos", scale="2")
     at.sidebar.selectbox(key="sample").set_value("mr-siemens-484")
-    at.sidebar.radio(key="mode").set_value(logic.Mode.SIMULATE)
+    at.sidebar.radio(key="mode").set_value(logic.Mode.SIMULATE).run()
+    assert at.sidebar.selectbox(key="acquisition").value == logic.AUTO_ACQUISITION
     run_clicked(at)
+    (shown_line,) = [i.value for i in at.info]
+    assert shown_line.startswith(
+        "Simulated acquisition: mr-kspace (MR at a coarser matrix: the centre of k-space"
+    )
+    assert "; reference: zero-fill." in shown_line
     labels = {m.label: m.value for m in at.metric}
-    assert set(labels) == {"PSNR · lanczos", "SSIM · lanczos", "PSNR · bicubic", "SSIM · bicubic"}
+    assert set(labels) == {
+        "PSNR · lanczos",
+        "SSIM · lanczos",
+        "PSNR · zero-fill",
+        "SSIM · zero-fill",
+    }
     psnr_model = float(labels["PSNR · lanczos"].split()[0])
-    psnr_bicubic = float(labels["PSNR · bicubic"].split()[0])
+    psnr_reference = float(labels["PSNR · zero-fill"].split()[0])
     # the same computation outside the app
     image = get_sample("mr-siemens-484").load()
     expected = logic.run(image, logic.load_model("lanczos"), (2.0, 2.0), logic.Mode.SIMULATE)
-    assert expected.metrics is not None
+    assert expected.metrics is not None and expected.reference_name == "zero-fill"
     assert psnr_model == pytest.approx(expected.metrics.psnr_sr, abs=0.006)
-    assert psnr_bicubic == pytest.approx(expected.metrics.psnr_bicubic, abs=0.006)
-    assert 20.0 < psnr_bicubic < 60.0
+    assert psnr_reference == pytest.approx(expected.metrics.psnr_reference, abs=0.006)
+    assert 20.0 < psnr_model < psnr_reference
     note = next(c.value for c in at.caption if "data_range" in c.value)
     assert re.search(r"data_range = [\d.]+ stored values \(0\.5–99\.5 percentile range", note)
     assert "border of 2 px" in note
     shown = captions(at)
     assert any(c.startswith("Original · 484×484") for c in shown)
-    assert any(c.startswith("Degraded input") and "242×242" in c for c in shown)
+    assert "Degraded input (mr-kspace ↓2) · 242×242" in shown
+    assert "Zero-fill ×2 · 484×484" in shown
     assert "Super-resolved · lanczos ×2 · 484×484" in shown
+    # bicubic, chosen by name instead, is its own reference
+    at.sidebar.selectbox(key="acquisition").set_value("bicubic").run()
+    run_clicked(at)
+    assert {m.label for m in at.metric} >= {"PSNR · bicubic", "SSIM · bicubic"}
+    assert any(i.value.startswith("Simulated acquisition: bicubic (") for i in at.info)
+
+
+def test_simulate_a_png_uses_bicubic() -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    y, x = np.mgrid[0:40, 0:48]
+    buffer = io.BytesIO()
+    Image.fromarray(((x * 5 + y * 3) % 256).astype(np.uint8)).save(buffer, format="PNG")
+    at = start(source="upload", model="bicubic", scale="2", mode="simulate")
+    at.file_uploader(key="upload").set_value(("photo.png", buffer.getvalue(), "image/png")).run()
+    assert not at.error
+    label = at.sidebar.selectbox(key="acquisition").format_func(logic.AUTO_ACQUISITION)
+    assert label == "auto: bicubic (the acquisition of OT images)"
+    run_clicked(at)
+    (shown_line,) = [i.value for i in at.info]
+    assert shown_line.startswith("Simulated acquisition: bicubic (antialiased bicubic shrink")
+    assert "; reference: bicubic. The image states no modality" in shown_line
+    assert {m.label for m in at.metric} == {"PSNR · bicubic", "SSIM · bicubic"}
+    assert "Degraded input (bicubic ↓2) · 20×24" in captions(at)
+
+
+def test_simulate_on_ct_says_it_falls_back_to_bicubic() -> None:
+    at = start(model="bicubic", scale="2", mode="simulate")  # the CT head sample
+    sidebar = [c.value for c in at.sidebar.caption]
+    assert any(
+        c.startswith("Simulated acquisition: bicubic (")
+        and "ct-sparse-view keeps the image size" in c
+        and "the ×2 simulation falls back to bicubic" in c
+        for c in sidebar
+    )
 
 
 def test_malformed_upload_shows_an_error_not_a_traceback() -> None:
@@ -164,7 +228,15 @@ def test_zoo_model_offers_its_fixed_scales(tiny_zoo: str) -> None:
     scale = at.sidebar.selectbox(key=f"scale_fixed_{tiny_zoo}")
     assert scale.options == ["×2"]
     assert not at.sidebar.slider  # no free scale for a fixed-scale model
-    assert any("tiny test SRResNet · trained weights" in c.value for c in at.sidebar.caption)
+    sidebar = [c.value for c in at.sidebar.caption]
+    # the shipped network's own size, not the manifest's free text or the published 16 blocks
+    assert any(c.startswith("SRResNet, 1 blocks x 8 channels, ") for c in sidebar)
+    assert any(c.endswith("reference bicubic · trained weights") for c in sidebar)
+    assert not any("tiny test SRResNet" in c or "16 residual blocks" in c for c in sidebar)
+    assert (
+        "Suggested for this image, as `medsr upscale` chooses: tiny-srresnet-x2: no shipped "
+        "model for modality MR (mr-kspace) at this scale; the generic (bicubic-trained) default"
+    ) in sidebar
     run_clicked(at)
     assert f"Super-resolved · {tiny_zoo} ×2 · 128×128" in captions(at)
 
@@ -205,3 +277,27 @@ def test_app_opens_with_a_model_that_beats_bicubic_by_its_card() -> None:
     for figures in json.loads(match.group(1))["settings"].values():
         assert min(figures["psnr_gain_by_modality"].values()) > 0
         assert min(figures["ssim_gain_by_modality"].values()) > 0
+
+
+def test_an_mr_image_opens_on_the_mr_kspace_model(app_zoo_page: AppZoo) -> None:
+    from medsr.zoo.choice import choose_model
+
+    at = start(sample="mr-enhanced-small")
+    model = at.sidebar.selectbox(key="model")
+    assert model.value == app_zoo_page.mr_kspace == choose_model(2.0, modality=Modality.MR).name
+    assert model.options[0] == app_zoo_page.mr_kspace
+    sidebar = [c.value for c in at.sidebar.caption]
+    assert (
+        "Suggested for this image, as `medsr upscale` chooses: "
+        f"{app_zoo_page.mr_kspace}: trained for modality MR (mr-kspace)"
+    ) in sidebar
+    assert any("1 blocks x 8 channels" in c and "reference zero-fill" in c for c in sidebar)
+    # another modality, another suggestion: the CT head gets the generic model
+    at.sidebar.selectbox(key="sample").set_value("ct-head-693").run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="model").value == app_zoo_page.generic
+    assert choose_model(2.0, modality=Modality.CT).name == app_zoo_page.generic
+    assert any("3 blocks x 12 channels" in c.value for c in at.sidebar.caption)
+    # a model chosen in the link is kept
+    at = start(sample="mr-enhanced-small", model="bicubic")
+    assert at.sidebar.selectbox(key="model").value == "bicubic"

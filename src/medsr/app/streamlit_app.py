@@ -1,8 +1,10 @@
 """medsr web app: upload or pick a scan, super-resolve it, compare and download.
 
 Run with ``medsr app`` (or ``streamlit run`` on this file). The work is done by
-:mod:`medsr.app.logic`; this script lays out the page. Query parameters preset
-the sidebar: ``?source=upload|sample&sample=NAME&model=NAME&scale=2&mode=simulate``.
+:mod:`medsr.app.logic`, the result views by :mod:`medsr.app.views`; this script lays out
+the page and its sidebar. Query parameters preset the sidebar:
+``?source=upload|sample&sample=NAME&model=NAME&scale=2&mode=simulate&acquisition=NAME``
+(the acquisition of simulate mode; default: the image's modality's).
 """
 
 from __future__ import annotations
@@ -10,28 +12,16 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import numpy as np
 import streamlit as st
-import streamlit.components.v1 as components
 
-from medsr.app import logic
+from medsr.app import logic, views
 from medsr.errors import MedsrError
-from medsr.image import MedicalImage, Modality
+from medsr.image import MedicalImage
 
 SAMPLE, UPLOAD = "Bundled sample", "Upload a file"
 MODE_LABELS = {
     logic.Mode.ENHANCE: "Enhance this image",
     logic.Mode.SIMULATE: "Simulate: degrade, then super-resolve",
-}
-FORMAT_NAMES = {
-    "dicom": "DICOM",
-    "dicom-series": "DICOM series",
-    "nifti": "NIfTI",
-    "analyze": "Analyze",
-    "png": "PNG",
-    "tiff": "TIFF",
-    "jpeg": "JPEG",
-    "npy": "NumPy",
 }
 
 st.set_page_config(page_title="medsr · medical image super-resolution", layout="wide")
@@ -70,26 +60,6 @@ def sample_table() -> list[tuple[str, str]]:
 def query(name: str, default: str) -> str:
     value = st.query_params.get(name)
     return str(value) if value else default
-
-
-# ------------------------------------------------------------------------------ pictures
-def picture(image: MedicalImage, index: int, window: tuple[float, float]) -> np.ndarray:
-    """One slice of ``image`` as an 8-bit picture in the display window."""
-    pixels = image.pixels if image.ndim == 2 else image.pixels[min(index, image.shape[0] - 1)]
-    return logic.to_uint8(pixels, window)
-
-
-def enlarge(arr: np.ndarray, like: np.ndarray) -> np.ndarray:
-    """Nearest-neighbour enlargement to ``like``'s size, so LR pixels stay visible."""
-    return logic.resize_nearest(arr, like.shape[:2])
-
-
-def size_text(image: MedicalImage) -> str:
-    return "×".join(str(s) for s in image.shape[-2:])
-
-
-def show(arr: np.ndarray, caption: str) -> None:
-    st.image(logic.fit_display(arr), caption=caption, output_format="PNG", width="stretch")
 
 
 # ------------------------------------------------------------------------------ sidebar
@@ -139,15 +109,41 @@ def choose_input() -> tuple[MedicalImage | None, str]:
     return st.session_state["upload_cache"][1], uploaded.name
 
 
-def choose_model() -> tuple[Any, logic.ModelChoice, logic.ScalePair] | None:
-    """The model and scale; None (with the reason shown) when the model cannot be loaded."""
+def requested_scale() -> float:
+    """The scale asked for in the link (``?scale=``), else ×2, the app's default."""
+    try:
+        value = float(query("scale", "2"))
+    except ValueError:
+        return 2.0
+    return value if value >= 1.0 else 2.0
+
+
+def choose_model(
+    image: MedicalImage | None,
+) -> tuple[Any, logic.ModelChoice, logic.ScalePair] | None:
+    """The model and scale; None (with the reason shown) when the model cannot be loaded.
+
+    The list opens on the model ``medsr upscale`` would choose for this image (by its
+    modality, at the requested scale); an image that gets another suggestion than the
+    last one selects the new one. A ``?model=`` in the link wins.
+    """
     st.sidebar.header("2 · Model")
-    names = logic.available_models()
-    wanted = query("model", logic.default_model())
+    suggested = logic.model_for_image(image, requested_scale())
+    names = logic.available_models(first=suggested.name)
+    asked = query("model", "")
+    index = names.index(asked) if asked in names else 0
+    previous = st.session_state.get("suggested_model")
+    if (
+        asked not in names
+        and previous not in (None, suggested.name)
+        and "model" in st.session_state
+    ):
+        st.session_state["model"] = suggested.name
+    st.session_state["suggested_model"] = suggested.name
     name = st.sidebar.selectbox(
         "Model",
         names,
-        index=names.index(wanted) if wanted in names else 0,
+        index=index,
         key="model",
         format_func=logic.model_label,
     )
@@ -165,7 +161,7 @@ def choose_model() -> tuple[Any, logic.ModelChoice, logic.ScalePair] | None:
     if choice.arbitrary_scale:
         lo, hi = choice.scale_range
         hi = min(hi, 8.0)
-        default = float(query("scale", "2"))
+        default = requested_scale()
         value = st.sidebar.slider(
             "Scale",
             min_value=float(lo),
@@ -189,10 +185,25 @@ def choose_model() -> tuple[Any, logic.ModelChoice, logic.ScalePair] | None:
         )
     kind = "interpolation baseline, no weights" if choice.is_baseline else "trained weights"
     st.sidebar.caption(f"{choice.summary} · {kind}")
+    st.sidebar.caption(f"Suggested for this image, as `medsr upscale` chooses: {suggested.reason}")
     return model, choice, scale
 
 
-def choose_mode() -> logic.Mode:
+def acquisition_label(option: str, image: MedicalImage | None) -> str:
+    if option != logic.AUTO_ACQUISITION:
+        return option
+    if image is None:
+        return "auto (the image's modality's)"
+    from medsr.degrade.acquisition import acquisition_for
+
+    own = acquisition_for(image.modality).name
+    return f"auto: {own} (the acquisition of {image.modality.value} images)"
+
+
+def choose_mode(
+    image: MedicalImage | None, scale: logic.ScalePair | None
+) -> tuple[logic.Mode, str | None]:
+    """The mode and, in simulate mode, the acquisition (``auto``: the image's modality's)."""
     st.sidebar.header("3 · Mode")
     modes = list(MODE_LABELS)
     wanted = logic.Mode.SIMULATE if query("mode", "enhance") == "simulate" else logic.Mode.ENHANCE
@@ -204,215 +215,31 @@ def choose_mode() -> logic.Mode:
         key="mode",
         label_visibility="collapsed",
     )
-    if mode is logic.Mode.SIMULATE:
-        st.sidebar.caption(
-            "The image is taken as the high-resolution truth: it is bicubically "
-            "downsampled, super-resolved back, and compared with the original."
-        )
-    return mode
-
-
-# ------------------------------------------------------------------------------ views
-def input_summary(image: MedicalImage, name: str) -> None:
-    spacing = " × ".join(f"{s:.3g}" for s in image.spacing_mm)
-    fmt = FORMAT_NAMES.get(image.source.format, image.source.format)
-    unit = "HU" if image.modality is Modality.CT else ""
-    known = "" if image.spacing_known else " (not stated in the file)"
-    st.markdown(
-        f"**{name}** · {fmt} · {image.modality.value} · {'×'.join(map(str, image.shape))} px · "
-        f"spacing {spacing} mm{known} · values {image.pixels.min():g} to "
-        f"{image.pixels.max():g} {unit}"
+    if mode is not logic.Mode.SIMULATE:
+        return mode, None
+    options = logic.acquisition_options()
+    wanted_acquisition = query("acquisition", logic.AUTO_ACQUISITION)
+    acquisition = st.sidebar.selectbox(
+        "Acquisition",
+        options,
+        index=options.index(wanted_acquisition) if wanted_acquisition in options else 0,
+        key="acquisition",
+        format_func=lambda option: acquisition_label(option, image),
+        help="How the low-resolution image is made: by default the way the image's "
+        "modality's scanner makes one (MR k-space, X-ray detector binning, ultrasound "
+        "scan lines); bicubic for an image that states no modality.",
     )
-
-
-def display_controls(image: MedicalImage) -> tuple[tuple[float, float], int]:
-    """The window preset and, for a volume, the slice; shared by every view."""
-    left, right = st.columns([1, 2])
-    presets = logic.window_presets(image)
-    with left:
-        preset = st.selectbox(
-            "Display window",
-            presets,
-            key="window",
-            disabled=len(presets) == 1,
-            format_func=lambda p: "auto (0.5–99.5 percentiles)" if p == logic.AUTO_WINDOW else p,
-        )
-    window = logic.display_window(image, preset)
-    index = 0
-    with right:
-        if image.ndim == 3 and image.shape[0] > 1:
-            index = st.slider("Slice", 0, image.shape[0] - 1, image.shape[0] // 2, key="slice")
-        st.caption(f"Window {logic.describe_window(window, image)}.")
-    return window, index
-
-
-def metrics_row(result: logic.Result) -> None:
-    m = result.metrics
-    if m is None:
-        return
-    if result.model_name == "bicubic":
-        cols = st.columns(4)
-        cols[0].metric("PSNR · bicubic", f"{m.psnr_bicubic:.2f} dB")
-        cols[1].metric("SSIM · bicubic", f"{m.ssim_bicubic:.4f}")
-    else:
-        cols = st.columns(4)
-        cols[0].metric(
-            f"PSNR · {result.model_name}",
-            f"{m.psnr_sr:.2f} dB",
-            f"{m.psnr_sr - m.psnr_bicubic:+.2f} dB vs bicubic",
-        )
-        cols[1].metric(
-            f"SSIM · {result.model_name}",
-            f"{m.ssim_sr:.4f}",
-            f"{m.ssim_sr - m.ssim_bicubic:+.4f} vs bicubic",
-        )
-        cols[2].metric("PSNR · bicubic", f"{m.psnr_bicubic:.2f} dB")
-        cols[3].metric("SSIM · bicubic", f"{m.ssim_bicubic:.4f}")
-    per_slice = "; mean over slices" if result.sr.ndim == 3 else ""
-    st.caption(
-        f"Against the original image; data_range = {m.range_description}; a border of "
-        f"{m.shave} px excluded{per_slice}."
+    st.sidebar.caption(
+        "The image is taken as the high-resolution truth: it is degraded with the "
+        "acquisition, super-resolved back, and compared with the original and with the "
+        "acquisition's reference reconstruction."
     )
-
-
-def panels(
-    result: logic.Result, window: tuple[float, float], index: int
-) -> list[tuple[str, np.ndarray]]:
-    """(caption, 8-bit picture) of every image of the run, all at the SR size."""
-    sr = picture(result.sr, index, window)
-    scale = logic.format_scale(result.scale)
-    sr_caption = f"Super-resolved · {result.model_name} {scale} · {size_text(result.sr)}"
-    lr_caption = (
-        "Input" if result.mode is logic.Mode.ENHANCE else f"Degraded input (bicubic ↓{scale[1:]})"
-    )
-    items = [
-        (f"{lr_caption} · {size_text(result.lr)}", enlarge(picture(result.lr, index, window), sr))
-    ]
-    if result.hr is not None:
-        items.insert(
-            0,
-            (f"Original · {size_text(result.hr)}", enlarge(picture(result.hr, index, window), sr)),
-        )
-    if result.bicubic is not None and result.model_name != "bicubic":
-        items.append(
-            (
-                f"Bicubic {scale} · {size_text(result.bicubic)}",
-                picture(result.bicubic, index, window),
-            )
-        )
-    items.append((sr_caption, sr))
-    return items
-
-
-def side_by_side(items: list[tuple[str, np.ndarray]]) -> None:
-    for col, (caption, arr) in zip(st.columns(len(items)), items):
-        with col:
-            show(arr, caption)
-    if any("Input" in c or "Degraded" in c for c, _ in items):
-        st.caption(
-            "Low-resolution images are enlarged with nearest neighbour, so their pixels show."
-        )
-
-
-def before_after(items: list[tuple[str, np.ndarray]]) -> None:
-    labels = [c.split(" · ")[0] for c, _ in items]
-    after = items[-1][1]
-    choices = labels[:-1]
-    before_label = choices[0]
-    if len(choices) > 1:
-        before_label = st.radio(
-            "Compare the super-resolved image with", choices, horizontal=True, key="ba_with"
-        )
-    before = items[labels.index(before_label)][1]
-    before_d, after_d = logic.fit_display(before, 720), logic.fit_display(after, 720)
-    html = logic.before_after_html(before_d, after_d, before_label, "Super-resolved")
-    h, w = after_d.shape[:2]
-    height = int(min(720, w) * h / w) + 8
-    if hasattr(st, "iframe"):
-        st.iframe(html, height=height)
-    else:
-        components.html(html, height=height)
-    st.caption("Drag across the image to move the divider.")
-
-
-def zoom_view(
-    items: list[tuple[str, np.ndarray]],
-    result: logic.Result,
-    window: tuple[float, float],
-    index: int,
-) -> None:
-    c1, c2, c3 = st.columns(3)
-    zoom = c1.slider("Zoom", 1.0, 16.0, 3.0, 0.5, format="×%.1f", key="zoom")
-    cy = c2.slider("Centre, rows (%)", 0, 100, 50, key="zoom_y") / 100
-    cx = c3.slider("Centre, columns (%)", 0, 100, 50, key="zoom_x") / 100
-    full = [
-        (
-            "Input" if result.mode is logic.Mode.ENHANCE else "Degraded input",
-            picture(result.lr, index, window),
-        ),
-    ]
-    if result.hr is not None:
-        full.insert(0, ("Original", picture(result.hr, index, window)))
-    if result.bicubic is not None and result.model_name != "bicubic":
-        full.append(("Bicubic", picture(result.bicubic, index, window)))
-    full.append((f"Super-resolved · {result.model_name}", picture(result.sr, index, window)))
-    sr_shape = (result.sr.shape[-2], result.sr.shape[-1])
-    r0, r1, c0, c1_ = logic.zoom_box(sr_shape, (cy, cx), zoom)
-    for col, (caption, arr) in zip(st.columns(len(full)), full):
-        with col:
-            show(logic.zoom_crop(arr, (cy, cx), zoom), caption)
-    st.caption(
-        f"The same region of every image at full resolution: SR rows {r0}–{r1 - 1}, "
-        f"columns {c0}–{c1_ - 1}, enlarged with nearest neighbour."
-    )
-
-
-def fidelity_view(result: logic.Result, window: tuple[float, float], index: int) -> None:
-    fid = (
-        result.fidelity
-        if result.fidelity.ndim == 2
-        else result.fidelity[min(index, result.fidelity.shape[0] - 1)]
-    )
-    vmax = float(np.percentile(result.fidelity, 99.5)) or 1.0
-    unit = " HU" if result.sr.modality is Modality.CT else ""
-    left, right = st.columns(2)
-    sr = picture(result.sr, index, window)
-    with left:
-        show(enlarge(logic.heatmap(fid, vmax), sr), "Fidelity map |D(SR) − LR|")
-        st.image(logic.colour_bar(), width="stretch", output_format="PNG")
-        st.caption(f"0{unit} (black) … {vmax:.3g}{unit} (yellow, 99.5th percentile)")
-    with right:
-        show(sr, f"Super-resolved · {result.model_name}")
-    st.markdown(
-        "D resizes the result back to the input grid with the degradation the model was "
-        "trained with (antialiased bicubic unless its zoo entry says otherwise). A faithful "
-        "result degrades back to its input, so the map is dark; bright areas mark detail "
-        f"the model added or removed. Mean {float(result.fidelity.mean()):.3g}{unit}, "
-        f"maximum {float(result.fidelity.max()):.3g}{unit}."
-    )
-    for note in result.pipeline_notes:
-        st.caption(note[:1].upper() + note[1:] + ".")
-
-
-def details(result: logic.Result) -> None:
-    rows = []
-    for label, image in (
-        ("Original", result.hr),
-        ("Input (LR)", result.lr),
-        ("Super-resolved", result.sr),
-    ):
-        if image is None:
-            continue
-        rows.append(
-            {
-                "image": label,
-                "size (px)": "×".join(map(str, image.shape)),
-                "spacing (mm)": " × ".join(f"{s:.4g}" for s in image.spacing_mm),
-                "origin (mm, LPS)": ", ".join(f"{v:.2f}" for v in image.origin_mm),
-            }
-        )
-    st.dataframe(rows, hide_index=True, width="stretch")
-    st.caption(f"Processed in {result.seconds:.2f} s. History: " + " → ".join(result.sr.history))
+    if image is not None and scale is not None:
+        try:
+            st.sidebar.caption(logic.simulation_for(image, scale, acquisition).text)
+        except MedsrError as exc:
+            st.sidebar.warning(logic.one_line(exc))
+    return mode, acquisition
 
 
 # ------------------------------------------------------------------------------ page
@@ -427,8 +254,8 @@ def main() -> None:
     except MedsrError as exc:
         st.error(str(exc))
         image, name = None, ""
-    chosen = choose_model()
-    mode = choose_mode()
+    chosen = choose_model(image)
+    mode, acquisition = choose_mode(image, chosen[2] if chosen is not None else None)
     st.sidebar.divider()
     clicked = st.sidebar.button("Super-resolve", type="primary", key="run", width="stretch")
 
@@ -438,12 +265,12 @@ def main() -> None:
     if chosen is None:
         return
     model, choice, scale = chosen
-    input_summary(image, name)
-    key = (name, id(image), choice.name, scale, mode)
+    views.input_summary(image, name)
+    key = (name, id(image), choice.name, scale, mode, acquisition)
     if clicked:
         try:
             with st.spinner("Super-resolving…"):
-                result = logic.run(image, model, scale, mode)
+                result = logic.run(image, model, scale, mode, acquisition=acquisition)
                 tag = (
                     f"sr_x{scale[0]:g}"
                     if scale[0] == scale[1]
@@ -460,32 +287,34 @@ def main() -> None:
 
     stored = st.session_state.get("result")
     if stored is None or stored[0] != key:
-        window, index = display_controls(image)
-        preview = picture(image, index, window)
+        window, index = views.display_controls(image)
+        preview = views.picture(image, index, window)
         st.info("Choose a model, a scale and a mode in the sidebar, then press **Super-resolve**.")
         left, _ = st.columns([1, 1])
         with left:
-            show(preview, f"Input · {size_text(image)}")
+            views.show(preview, f"Input · {views.size_text(image)}")
         return
 
     _, result, download = stored
     for note in result.notes:
         st.warning(note)
-    metrics_row(result)
-    window, index = display_controls(result.sr)
-    items = panels(result, window, index)
+    if result.simulation is not None:
+        st.info(result.simulation.text)
+    views.metrics_row(result)
+    window, index = views.display_controls(result.sr)
+    items = views.panels(result, window, index)
     tabs = st.tabs(["Side by side", "Before / after", "Zoom", "Fidelity map", "Details"])
     with tabs[0]:
-        side_by_side(items)
+        views.side_by_side(items)
     with tabs[1]:
-        before_after(items)
+        views.before_after(items)
     with tabs[2]:
-        zoom_view(items, result, window, index)
+        views.zoom_view(items, result, window, index)
     with tabs[3]:
-        fidelity_view(result, window, index)
+        views.fidelity_view(result, window, index)
     with tabs[4]:
-        details(result)
-    fmt = FORMAT_NAMES.get(result.sr.source.format, result.sr.source.format)
+        views.details(result)
+    fmt = views.FORMAT_NAMES.get(result.sr.source.format, result.sr.source.format)
     st.download_button(
         f"Download the result ({fmt}, {download.file_name})",
         data=download.data,
