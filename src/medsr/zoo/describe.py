@@ -54,7 +54,11 @@ def parameter_count(architecture: str, config: dict[str, Any] | None = None) -> 
 
 def size_text(config: dict[str, Any]) -> str:
     """``8 blocks x 32 channels`` (``2 groups x 2 blocks x 32 channels`` for BliMSR)."""
-    parts = [f"{config[key]} {word}" for key, word in _SIZE_KEYS if key in config]
+    parts = [
+        f"{config[key]} {word if config[key] != 1 else word[:-1]}"
+        for key, word in _SIZE_KEYS
+        if key in config
+    ]
     return " x ".join(parts)
 
 
