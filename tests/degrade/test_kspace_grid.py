@@ -90,3 +90,46 @@ def test_zero_fill_of_mr_kspace_gives_back_a_band_limited_image(size) -> None:
     batch = torch.from_numpy(hr).float()[None, None]
     back = zero_fill(MRKSpace(2.0).apply(batch, {}), size)[0, 0].numpy()
     np.testing.assert_allclose(back, hr, atol=2e-6)
+
+
+def test_mr_kspace_training_margin_keeps_lr_and_hr_aligned() -> None:
+    """apply_pair trims m LR pixels and m*s HR pixels a side: the pair stays on the DFT grid
+    (the trimmed LR is the trimmed HR's k-space centre up to the crop's wrap-around)."""
+    from medsr.degrade import build
+
+    deg = build({"name": "mr-kspace", "scale": 2, "train_margin": 4})
+    assert deg.replaces_target and deg.config()["train_margin"] == 4
+    y, x = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
+    hr = 0.5 + 0.3 * torch.cos(2 * torch.pi * 2 * x / 48) * torch.cos(2 * torch.pi * y / 48)
+    lr, target = deg.apply_pair(hr[None, None], deg.sample_params(1))
+    assert lr.shape[-2:] == (16, 16) and target.shape[-2:] == (32, 32)
+    torch.testing.assert_close(lr[0, 0], target[0, 0, ::2, ::2], atol=1e-5, rtol=0)
+
+
+def test_mr_kspace_noise_probability_leaves_a_share_clean() -> None:
+    from medsr.degrade import build
+
+    deg = build({"name": "mr-kspace", "scale": 2, "noise_sigma": [0.01, 0.03],
+                 "noise_probability": 0.25})  # fmt: skip
+    sigma = deg.sample_params(4000, torch.Generator().manual_seed(0))["noise_sigma"]
+    clean = float((sigma == 0).float().mean())
+    assert 0.72 < clean < 0.78
+    assert float(sigma[sigma > 0].min()) >= 0.01
+
+
+def test_ct_sparse_view_draws_its_view_step_per_batch_and_validates_at_the_first() -> None:
+    from medsr.degrade import build
+
+    deg = build({"name": "ct-sparse-view", "view_step": [16, 8, 16, 32]})
+    gen = torch.Generator().manual_seed(0)
+    drawn = [deg.sample_params(2, gen)["view_step"] for _ in range(400)]
+    assert set(drawn) == {8, 16, 32}
+    assert 0.4 < drawn.count(16) / len(drawn) < 0.6
+    assert deg.validation_params(2)["view_step"] == 16
+    assert build(deg.config()).view_steps == (16, 8, 16, 32)
+    hr = torch.zeros(1, 1, 32, 32)
+    hr[..., 12:20, 10:22] = 1.0
+    few = deg.apply(hr, {"view_step": 32})
+    many = deg.apply(hr, {"view_step": 8})
+    full = deg.full_view(hr)
+    assert (few - full).abs().mean() > (many - full).abs().mean()  # fewer views, more streaks
