@@ -34,7 +34,7 @@ def test_a_zoo_model_is_described_by_its_own_network(app_zoo: AppZoo) -> None:
     # what the sidebar shows for the loaded model is the same line
     assert logic.describe_model(logic.load_model(generic)).summary == summary
     mr = logic.model_summary(mr_kspace)
-    assert "1 blocks x 8 channels" in mr
+    assert "1 block x 8 channels" in mr
     assert "adds its output to zero-filled k-space" in mr
     assert mr.endswith("trained for mr-kspace input (MR), reference zero-fill")
     # a bare architecture or a baseline keeps the registry's summary

@@ -230,7 +230,7 @@ def test_zoo_model_offers_its_fixed_scales(tiny_zoo: str) -> None:
     assert not at.sidebar.slider  # no free scale for a fixed-scale model
     sidebar = [c.value for c in at.sidebar.caption]
     # the shipped network's own size, not the manifest's free text or the published 16 blocks
-    assert any(c.startswith("SRResNet, 1 blocks x 8 channels, ") for c in sidebar)
+    assert any(c.startswith("SRResNet, 1 block x 8 channels, ") for c in sidebar)
     assert any(c.endswith("reference bicubic · trained weights") for c in sidebar)
     assert not any("tiny test SRResNet" in c or "16 residual blocks" in c for c in sidebar)
     assert (
@@ -291,7 +291,7 @@ def test_an_mr_image_opens_on_the_mr_kspace_model(app_zoo_page: AppZoo) -> None:
         "Suggested for this image, as `medsr upscale` chooses: "
         f"{app_zoo_page.mr_kspace}: trained for modality MR (mr-kspace)"
     ) in sidebar
-    assert any("1 blocks x 8 channels" in c and "reference zero-fill" in c for c in sidebar)
+    assert any("1 block x 8 channels" in c and "reference zero-fill" in c for c in sidebar)
     # another modality, another suggestion: the CT head gets the generic model
     at.sidebar.selectbox(key="sample").set_value("ct-head-693").run()
     assert not at.exception

@@ -85,6 +85,10 @@ SETTINGS: dict[str, list[Setting]] = {
     "srresnet-x4": _generic(4.0),
     "srresnet-mr-kspace-x2": _mr_kspace(2.0),
     "srresnet-mr-kspace-x4": _mr_kspace(4.0),
+    "srresnet-xray-binning-x2": [
+        Setting("xray-binning", (2.0, 2.0), ("XRAY",)),
+        Setting("bicubic", (2.0, 2.0), ("XRAY",), claimed=False),
+    ],
     "miassr": [
         Setting("bicubic", (2.0, 2.0)),
         Setting("bicubic", (3.0, 3.0)),
