@@ -31,6 +31,7 @@ def make_cards(
     from medsr.zoo.cards.render import (
         read_summaries,
         readme_table,
+        which_table,
         write_card,
         write_manifest_status,
         write_readme,
@@ -67,6 +68,7 @@ def make_cards(
         defaults = write_manifest_status(zoo, read_summaries(zoo, entries))
         log(f"defaults: {defaults}")
     if readme is not None:
-        write_readme(readme_table(read_summaries(zoo, entries)), readme)
+        summaries = read_summaries(zoo, entries)
+        write_readme(readme_table(summaries), readme, which_table(summaries, defaults))
         log(f"updated the zoo table in {readme}")
     return defaults

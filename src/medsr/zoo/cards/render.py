@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 START, END = "<!-- zoo:start -->", "<!-- zoo:end -->"
+WHICH_START, WHICH_END = "<!-- which:start -->", "<!-- which:end -->"
 SUMMARY_RE = re.compile(r"<!-- zoo-summary: (\{.*?\}) -->", re.S)
 
 
@@ -461,15 +462,54 @@ def readme_table(summaries: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_readme(table: str, readme: Path) -> None:
+def which_table(summaries: Sequence[dict[str, Any]], defaults: dict[str, str]) -> str:
+    """The README's "which model for which scan": per acquisition, every model trained for
+    it (its claimed settings) with its gain over that acquisition's reference."""
+    order = ["mr-kspace", "xray-binning", "ct-sparse-view", "ultrasound-lateral", "bicubic"]
+    rows = []
+    for s in summaries:
+        for label, figures in s["settings"].items():
+            if not figures.get("claimed", True) or s.get("status") != "shipped":
+                continue
+            acquisition = str(figures.get("acquisition", "bicubic"))
+            chosen = [k for k, v in defaults.items() if v == s["name"]]
+            rows.append((order.index(acquisition) if acquisition in order else 9, label, (
+                f"| {acquisition} | {', '.join(figures['psnr_gain_by_modality'])} | {label} "
+                f"| [{s['name']}](src/medsr/zoo/{s['name']}.md) "
+                f"| {figures.get('reference', 'bicubic')} "
+                f"| **{_signed(figures['psnr_gain'], 2)}** "
+                f"| {_signed(figures.get('worst_image_psnr_gain', math.nan), 2)} "
+                f"| {_signed(figures['ssim_gain'], 4)} | {100 * figures['worst_bias']:.2f} "
+                f"| {', '.join(chosen) or '-'} |"
+            )))  # fmt: skip
+    head = [
+        "| acquisition | modality | input | model | reference | ΔPSNR mean | worst image "
+        "| ΔSSIM | worst bias % | default for |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    return "\n".join(head + [row for _, _, row in sorted(rows, key=lambda r: r[:2])])
+
+
+def _replace_between(text: str, start: str, end: str, body: str, readme: Path) -> str:
     from medsr.errors import InputError
 
-    text = readme.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        raise InputError(readme, f"lacks the {START} / {END} markers")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{table}\n{END}{tail}", encoding="utf-8")
+    if start not in text or end not in text:
+        raise InputError(readme, f"lacks the {start} / {end} markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
+def write_readme(table: str, readme: Path, which: str | None = None) -> None:
+    """Put the zoo table (and the which-model table, where the README has its markers)
+    between their markers, atomically."""
+    from medsr.io.core import atomic_path
+
+    text = _replace_between(readme.read_text(encoding="utf-8"), START, END, table, readme)
+    if which is not None and WHICH_START in text:
+        text = _replace_between(text, WHICH_START, WHICH_END, which, readme)
+    with atomic_path(readme) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _acquisition_row(setting: Setting, reference: str, s: dict[str, Any]) -> str:
