@@ -115,8 +115,8 @@ def choose_defaults(summaries: Sequence[Mapping[str, Any]]) -> dict[str, str]:
         gains = []
         for figures in s["settings"].values():
             scored_on = str(figures.get("acquisition", "bicubic"))
-            if scored_on != trained_for:
-                continue  # how it does on other acquisitions is shown, never chosen
+            if scored_on != trained_for or not figures.get("claimed", True):
+                continue  # how it does elsewhere (other acquisitions, noise) is shown only
             gain = float(figures["psnr_gain"])
             gains.append(gain)
             if trained_for != "bicubic":

@@ -75,9 +75,14 @@ def _generic(scale: float) -> list[Setting]:
 
 
 def _mr_kspace(scale: float) -> list[Setting]:
-    """An MR k-space model: k-space input (claimed), and bicubic input on MR (shown)."""
+    """An MR k-space model: k-space input (claimed), a low-SNR acquisition (Rician noise of
+    2% of the range) and bicubic input on MR (shown)."""
     s = (scale, scale)
-    return [Setting("mr-kspace", s, ("MR",)), Setting("bicubic", s, ("MR",), claimed=False)]
+    return [
+        Setting("mr-kspace", s, ("MR",)),
+        Setting("mr-kspace", s, ("MR",), claimed=False, options=(("noise_sigma", 0.02),)),
+        Setting("bicubic", s, ("MR",), claimed=False),
+    ]
 
 
 SETTINGS: dict[str, list[Setting]] = {
