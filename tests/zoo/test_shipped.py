@@ -27,6 +27,10 @@ EXPECTED = {
     "blimsr-lite-psnr-x4",
     "sisr-us-lateral-x4",
     "sisr-ct-sparse-view",
+    "sisr-ct-sparse-view-slices",
+    "srresnet-mr-kspace-x2",
+    "srresnet-mr-kspace-x4",
+    "srresnet-xray-binning-x2",
 }
 MAX_BYTES = 10 * 1024 * 1024
 
@@ -155,6 +159,40 @@ def test_sparse_view_model_improves_on_the_fbp_of_a_test_crop() -> None:
     assert float(gain[0]) > 0.5
 
 
+@pytest.mark.parametrize("scale", [2, 4])
+@torch.inference_mode()
+def test_mr_kspace_model_beats_zero_fill_on_a_k_space_test_crop(scale: int) -> None:
+    """The held-out MR test sample acquired at a coarser matrix (centre of k-space): the
+    k-space model, with its default k-space data consistency, beats zero-filled
+    interpolation, the scanner's own answer."""
+    from medsr.degrade import build
+    from medsr.infer.consistency import degradation_kernel, project_consistent
+
+    hr, data_range = _test_crop("MR", 256)
+    lr = build("mr-kspace", scale=scale)(hr)
+    from medsr.models import build as build_model
+
+    zip_ = build_model("zero-fill")(lr, scale).clamp(0, 1)
+    model = load_zoo_model(f"srresnet-mr-kspace-x{scale}")
+    assert model.grid == "dft"
+    sr = project_consistent(model(lr), lr, degradation_kernel(model)[0]).clamp(0, 1)
+    gain = psnr(sr, hr, data_range, shave=scale) - psnr(zip_, hr, data_range, shave=scale)
+    assert float(gain[0]) > 0.1
+
+
+@torch.inference_mode()
+def test_xray_binning_model_beats_bicubic_on_a_binned_test_crop() -> None:
+    from medsr.degrade.acquisition import acquisition
+    from medsr.models import build as build_model
+
+    hr, data_range = _test_crop("XRAY", 256)
+    lr = acquisition("xray-binning").build(2)(hr, generator=torch.Generator().manual_seed(0))
+    bicubic = build_model("bicubic")(lr, 2).clamp(0, 1)
+    sr = load_zoo_model("srresnet-xray-binning-x2")(lr).clamp(0, 1)
+    gain = psnr(sr, hr, data_range, shave=2) - psnr(bicubic, hr, data_range, shave=2)
+    assert float(gain[0]) > 0.1
+
+
 def _shipped() -> list[str]:
     return sorted(n for n, e in _manifest().items() if e.get("status") == "shipped")
 
@@ -181,6 +219,8 @@ def test_shipped_models_pass_the_shipping_rule_on_their_cards() -> None:
         settings = summary["settings"]
         assert isinstance(settings, dict) and settings, name
         for figures in settings.values():
+            if not figures.get("claimed", True):
+                continue  # other acquisitions are shown on the card, never held against it
             assert all(g > 0 for g in figures["psnr_gain_by_modality"].values()), name
             assert all(g > 0 for g in figures["ssim_gain_by_modality"].values()), name
             assert figures["worst_bias"] <= MAX_MEAN_BIAS, name

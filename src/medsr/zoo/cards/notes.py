@@ -151,6 +151,20 @@ NOTES: dict[str, dict[str, str]] = {
         "Trained on the corpus's ultrasound (bundled samples and a cine), validated on a "
         "held-out echocardiogram, evaluated on the one ultrasound test image.",
     },
+    "sisr-ct-sparse-view-slices": {
+        "kind": "PSNR",
+        "summary": "SISR-CT, the successor of sisr-ct-sparse-view: the same published "
+        "encoder/decoder (4 blocks x 32 channels, residual: output = FBP input + correction), "
+        "trained on whole 512 px slices so that it sees the streaks of a whole slice with a "
+        "skull or body wall in it, over view steps 8, 16 and 32 of 1000 views (half the "
+        "batches at the published 16).",
+        "objective": "MSE against the full-view FBP (same field-of-view mask), as published; "
+        "CT in the [-1024, 200] HU window.",
+        "remarks": "Warm-started from the crop-trained sisr-ct-sparse-view. Trained across "
+        "sessions on two CPU cores (about 0.3 iterations per second on whole slices), carried "
+        "in zoo-runs/; `medsr zoo train sisr-ct-sparse-view-slices` resumes it. Its learning "
+        "curve below was still rising when this card was written.",
+    },
     "sisr-ct-sparse-view": {
         "kind": "PSNR",
         "summary": "SISR-CT: the published encoder/decoder (log2(r) stages of [conv3, "

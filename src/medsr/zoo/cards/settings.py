@@ -30,13 +30,16 @@ class Setting:
     claimed: bool = True
     #: degradation options beyond the scale, as (key, value) pairs
     options: tuple[tuple[str, object], ...] = ()
+    #: added to the label where two settings would otherwise share it
+    tag: str = ""
 
     @property
     def label(self) -> str:
         sy, sx = self.scale
         s = f"x{sy:g}" if sy == sx else f"x({sy:g}, {sx:g})"
         extra = "".join(f" {k.replace('_', ' ')} {v}" for k, v in self.options)
-        return f"{self.degradation}{extra} {s}"
+        tag = f" ({self.tag})" if self.tag else ""
+        return f"{self.degradation}{extra} {s}{tag}"
 
     @property
     def degradation_spec(self) -> str:
@@ -112,6 +115,26 @@ SETTINGS: dict[str, list[Setting]] = {
         Setting("ct-sparse-view", (1.0, 1.0), ("CT",), "deeplesion"),
         Setting("ct-sparse-view", (1.0, 1.0), ("CT",), "deeplesion", False, (("view_step", 8),)),
         Setting("ct-sparse-view", (1.0, 1.0), ("CT",), "deeplesion", False, (("view_step", 32),)),
-        Setting("ct-sparse-view", (1.0, 1.0), ("MR", "XRAY", "US"), "deeplesion", claimed=False),
+        Setting(
+            "ct-sparse-view",
+            (1.0, 1.0),
+            ("MR", "XRAY", "US"),
+            "deeplesion",
+            False,
+            tag="other modalities",
+        ),
+    ],
+    "sisr-ct-sparse-view-slices": [
+        Setting("ct-sparse-view", (1.0, 1.0), ("CT",), "deeplesion"),
+        Setting("ct-sparse-view", (1.0, 1.0), ("CT",), "deeplesion", False, (("view_step", 8),)),
+        Setting("ct-sparse-view", (1.0, 1.0), ("CT",), "deeplesion", False, (("view_step", 32),)),
+        Setting(
+            "ct-sparse-view",
+            (1.0, 1.0),
+            ("MR", "XRAY", "US"),
+            "deeplesion",
+            False,
+            tag="other modalities",
+        ),
     ],
 }
