@@ -275,6 +275,8 @@ def test_app_opens_with_a_model_that_beats_bicubic_by_its_card() -> None:
     match = re.search(r"<!-- zoo-summary: (\{.*?\}) -->", card, re.S)
     assert match is not None
     for figures in json.loads(match.group(1))["settings"].values():
+        if not figures.get("claimed", True):
+            continue  # other acquisitions, shown on the card only
         assert min(figures["psnr_gain_by_modality"].values()) > 0
         assert min(figures["ssim_gain_by_modality"].values()) > 0
 

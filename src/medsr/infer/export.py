@@ -84,6 +84,11 @@ def export_onnx(
             f"{info.name} is an interpolation baseline whose weights depend on the image size; "
             "it cannot be exported as a size-dynamic graph"
         )
+    if getattr(model, "grid", "area") == "dft":
+        raise ConfigError(
+            f"{info.name} adds zero-filled k-space interpolation (FFTs), which torch's ONNX "
+            "exporter cannot write (aten::fft_fft2); MR k-space models run in medsr only"
+        )
     if size is None and info.arbitrary_scale:
         size = (256, 256)
     model = model.eval().to("cpu")
