@@ -206,6 +206,9 @@ def test_demo_writes_report_and_json(
         assert names == ["ct-head-693", "mr-siemens-484", "cr-rg3", "us-us1"]
         ct = data["models"]["bicubic"]["images"][0]
         assert ct["modality"] == "CT" and ct["data_range"] == 4095.0
+        # bicubic input: the acquisition-specific models are scored in their cards instead
+        assert "srresnet-x2" in data["models"] or "srresnet-x4" in data["models"]
+        assert not any("mr-kspace" in m or "xray-binning" in m for m in data["models"])
     html = (tmp_path / "demo" / "report.html").read_text()
     assert all(u.startswith("data:image/png;base64,") for u in _data_uris(html))
 

@@ -358,7 +358,12 @@ def run_demo(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     out: Path = args.output.expanduser()
-    zoo = zoo_names()
+    from medsr.zoo.manifest import entry_acquisition, zoo_models
+
+    # the demo degrades by bicubic shrinking: the models trained for it (acquisition models,
+    # MR k-space or X-ray binning, are scored on their own acquisitions in their cards)
+    entries = zoo_models()
+    zoo = [n for n in zoo_names() if entry_acquisition(entries[n]) == "bicubic"]
     models = load_models(zoo, DEMO_BASELINES)
     images = prepare_images(load_images("samples"), DEMO_CROP, "full", first_frame_only=True)
     note = ", ".join(zoo) if zoo else "none with weights yet: interpolation baselines only"
