@@ -222,8 +222,8 @@ def test_large_image_is_cropped_with_a_note() -> None:
 
 
 def test_zoo_model_offers_its_fixed_scales(tiny_zoo: str) -> None:
-    at = start(sample="mr-enhanced-small")
-    assert at.sidebar.selectbox(key="model").options[0] == tiny_zoo
+    at = start(sample="mr-enhanced-small", model=tiny_zoo)
+    assert tiny_zoo in at.sidebar.selectbox(key="model").options
     assert at.sidebar.selectbox(key="model").value == tiny_zoo
     scale = at.sidebar.selectbox(key=f"scale_fixed_{tiny_zoo}")
     assert scale.options == ["×2"]
@@ -234,8 +234,9 @@ def test_zoo_model_offers_its_fixed_scales(tiny_zoo: str) -> None:
     assert any(c.endswith("reference bicubic · trained weights") for c in sidebar)
     assert not any("tiny test SRResNet" in c or "16 residual blocks" in c for c in sidebar)
     assert (
-        "Suggested for this image, as `medsr upscale` chooses: tiny-srresnet-x2: no shipped "
-        "model for modality MR (mr-kspace) at this scale; the generic (bicubic-trained) default"
+        "Suggested for this image, as `medsr upscale` chooses: zero-fill: no shipped model "
+        "for modality MR (mr-kspace) at this scale, and bicubic-trained models lose to the "
+        "scanner's zero-filled interpolation on k-space input"
     ) in sidebar
     run_clicked(at)
     assert f"Super-resolved · {tiny_zoo} ×2 · 128×128" in captions(at)

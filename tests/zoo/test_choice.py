@@ -43,7 +43,9 @@ def test_a_file_without_modality_falls_back_and_says_so(tiny_zoo: Path) -> None:
 
 def test_experimental_models_are_never_chosen(tiny_zoo: Path) -> None:
     choice = choose_model(4, modality="MR")
-    assert choice.name == "bicubic"  # mr-kspace-x4 is experimental and no generic x4 ships
+    # mr-kspace-x4 is experimental: MR falls back to its reference, zero-filled interpolation
+    assert choice.name == "zero-fill"
+    assert "no shipped model for modality MR (mr-kspace)" in choice.reason
 
 
 def test_the_api_chooses_the_same_way(tiny_zoo: Path) -> None:

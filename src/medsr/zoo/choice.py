@@ -95,6 +95,12 @@ def choose_model(
     generic = _generic(key, zoo_dir)
     if acq.name == "bicubic":
         return Choice(generic, f"{generic}: the default for bicubic input ({source})")
+    if acq.reference == "zero-fill":  # a bicubic-trained model is far below ZIP on k-space input
+        return Choice(
+            "zero-fill",
+            f"zero-fill: no shipped model for {source} at this scale, and bicubic-trained "
+            "models lose to the scanner's zero-filled interpolation on k-space input",
+        )
     return Choice(
         generic,
         f"{generic}: no shipped model for {source} at this scale; the generic "
