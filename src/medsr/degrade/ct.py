@@ -283,8 +283,12 @@ class CTSparseView(Degradation):
         self.n_angles = int(n_angles)
         #: the view steps one batch draws from (uniformly; repeat a step to weight it)
         self.view_steps = tuple(steps)
-        self.view_step = steps[0]
         self.clip = clip
+
+    @property
+    def view_step(self) -> int:
+        """The primary view step (the first): what validation and a plain call use."""
+        return self.view_steps[0]
 
     @property
     def angles(self) -> tuple[float, ...]:

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from medsr.degrade import Degradation
+from medsr.degrade.base import as_pair
 from medsr.errors import ConfigError, InputError
 from medsr.evaluate.results import (
     METRICS,
@@ -267,7 +268,7 @@ def build_degradation(name: str, scale: float | tuple[float, float]) -> Degradat
         return build(config)
     if name in ACQUISITIONS and name not in ("bicubic", "mr-kspace"):
         acq = ACQUISITIONS[name]
-        return acq.build(None if acq.same_size else float(max(_pair(scale))))
+        return acq.build(None if acq.same_size else max(as_pair(scale)))
 
     try:
         return build(name, scale=scale)
@@ -275,10 +276,6 @@ def build_degradation(name: str, scale: float | tuple[float, float]) -> Degradat
         if "does not take scale" not in str(exc):
             raise
         return build(name)
-
-
-def _pair(scale: float | tuple[float, float]) -> tuple[float, float]:
-    return (float(scale), float(scale)) if isinstance(scale, int | float) else tuple(scale)  # type: ignore[return-value]
 
 
 def _modcrop(hr: np.ndarray, scale: tuple[float, float]) -> np.ndarray:

@@ -219,6 +219,14 @@ def fit_to_source(image: MedicalImage) -> tuple[MedicalImage, str | None]:
     return image, note
 
 
+def check_output(out: Path, source: Path, overwrite: bool) -> None:
+    """Refuse to write over the input, or over an existing file without ``overwrite``."""
+    if out.resolve() == source.resolve():
+        raise InputError(out, "is the input; refusing to overwrite it")
+    if out.exists() and not overwrite:
+        raise InputError(out, "already exists; refusing to replace it (add --overwrite)")
+
+
 def keep_format(out: Path, image: MedicalImage, explicit: bool) -> Path:
     """``out`` with the suffix of the image's own format, unless the user named the file."""
     from medsr.io.core import full_suffix, output_suffix_for

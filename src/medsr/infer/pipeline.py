@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from medsr.degrade.resize import output_size
-from medsr.errors import ConfigError, InputError
+from medsr.errors import ConfigError
 from medsr.image import MedicalImage, Modality
 from medsr.infer.consistency import (
     KSPACE,
@@ -42,6 +42,7 @@ from medsr.infer.files import (
     IMAGE_SUFFIXES,
     OUTPUT_FILE_SUFFIXES,
     InputItem,
+    check_output,
     collect_inputs,
     fit_to_source,
     format_suffix,
@@ -50,7 +51,7 @@ from medsr.infer.files import (
     write_output,
     write_residual,
 )
-from medsr.infer.files import _keep_format as _keep_format  # the name selfsup imports
+from medsr.infer.files import _keep_format as _keep_format  # the pre-split private name
 from medsr.infer.runner import ModelRunner, ScalePair, ScalePlan, format_scale, plan_scale
 from medsr.infer.tiling import default_memory_budget, memory_tile, plan_tiles, tiled_upscale
 from medsr.io.core import check_output_pixels, notes_of
@@ -482,10 +483,7 @@ def run_files(
             for text in notes_of(image):
                 log(f"note: {text}")
             out = keep_format(out, image, explicit=len(items) == 1 and out == output)
-            if out.resolve() == item.path.resolve():
-                raise InputError(out, "is the input; refusing to overwrite it")
-            if out.exists() and not overwrite:
-                raise InputError(out, "already exists; refusing to replace it (add --overwrite)")
+            check_output(out, item.path, overwrite)
             runner = runner_for(image)
             result = upscale_image(image, runner, settings, progress=progress, log=log)
             fitted, note = fit_to_source(result.image)

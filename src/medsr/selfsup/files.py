@@ -6,7 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from medsr.errors import InputError
-from medsr.infer.files import collect_inputs, fit_to_source, keep_format, output_paths
+from medsr.infer.files import (
+    check_output,
+    collect_inputs,
+    fit_to_source,
+    keep_format,
+    output_paths,
+)
 from medsr.io import read, write
 from medsr.selfsup.apply import Log, learnt_model_path, save_learnt_model, upscale_self_supervised
 from medsr.selfsup.settings import SelfSupervisedSettings
@@ -34,10 +40,7 @@ def run_files_self_supervised(
     for item, out in zip(items, outs):
         image = read(item.path)
         out = keep_format(out, image, explicit=len(items) == 1 and out == output)
-        if out.resolve() == item.path.resolve():
-            raise InputError(out, "is the input; refusing to overwrite it")
-        if out.exists() and not overwrite:
-            raise InputError(out, "already exists; refusing to replace it (add --overwrite)")
+        check_output(out, item.path, overwrite)
         if image.ndim != 3:
             raise InputError(item.path, "is a 2-D image; --self-supervised needs a volume")
         result = upscale_self_supervised(image, settings, progress=progress, log=log)

@@ -84,6 +84,7 @@ def export_run(name: str, root: Path, runs: Path, zoo: Path) -> dict[str, Any]:
 
     from medsr.degrade.acquisition import acquisition_of_degradation
     from medsr.infer.weights import load_generator
+    from medsr.io.core import atomic_path
     from medsr.train.config import load_config
     from medsr.zoo.manifest import EXPERIMENTAL, sha256_of
 
@@ -103,9 +104,8 @@ def export_run(name: str, root: Path, runs: Path, zoo: Path) -> dict[str, Any]:
     model = load_generator(weights)
     zoo.mkdir(parents=True, exist_ok=True)
     target = zoo / f"{name}.safetensors"
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(weights, tmp)
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        shutil.copyfile(weights, tmp)
     degradation = cfg["degradation"]
     if degradation is None:
         ss = cfg["scale_sampling"]
@@ -165,9 +165,8 @@ def export_run(name: str, root: Path, runs: Path, zoo: Path) -> dict[str, Any]:
             entry["status"] = old["status"]  # the same weights keep their verdict
         data["models"][name] = entry
         data["models"] = dict(sorted(data["models"].items()))
-        tmp_manifest = manifest.with_name(".manifest.json.tmp")
-        tmp_manifest.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp_manifest, manifest)
+        with atomic_path(manifest) as tmp_manifest:
+            tmp_manifest.write_text(json.dumps(data, indent=2) + "\n")
     return entry
 
 
