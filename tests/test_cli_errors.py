@@ -135,6 +135,22 @@ def test_eval_json_pointing_at_a_folder(
     _one_line(code, err, str(tmp_path), "is a folder; --json takes a file name")
 
 
+@pytest.mark.parametrize(
+    ("degradation", "words"),
+    [
+        ('{"name": "ct-sparse-view", "view_step": 8', "is not valid JSON"),
+        ('{"view_step": 8}', "a JSON config needs a name"),
+    ],
+)
+def test_eval_refuses_a_malformed_json_degradation(
+    ct: Path, capsys: pytest.CaptureFixture[str], degradation: str, words: str
+) -> None:
+    code, err = _run(
+        capsys, "eval", "--model", "bicubic", "--data", str(ct), "--degradation", degradation
+    )
+    _one_line(code, err, "--degradation", words)
+
+
 # ----------------------------------------------------------------------------- leftovers
 def test_sigterm_removes_the_partial_output(tmp_path: Path) -> None:
     target = tmp_path / "out.nii.gz"

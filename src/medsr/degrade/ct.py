@@ -16,7 +16,10 @@ sums the columns; back-projection samples every filtered view at each pixel's
 :class:`ParallelBeamProjector` keeps only O(views x N) tables per geometry and
 size and is built once in microseconds: the first call on a 512 x 512 slice is
 as fast as the hundredth, on CPU or CUDA, with memory bounded by the chunk of
-views in flight (``CHUNK_ELEMENTS``).
+views in flight (``CHUNK_ELEMENTS``). Both are differentiable: when autograd records
+the input, each chunk gets its own grid instead of the reused buffer (the backward
+needs them all), so a restorer can be trained through the sinogram-domain consistency
+step of :mod:`medsr.infer.sinogram`.
 """
 
 from __future__ import annotations
@@ -138,17 +141,22 @@ class ParallelBeamProjector:
 
     @staticmethod
     def _grid(
-        buffer: Tensor,
+        buffer: Tensor | None,
         views: slice,
         band: tuple[int, int, int, int],
         x: tuple[Tensor, Tensor],
         y: tuple[Tensor, Tensor] | None,
     ) -> Tensor:
-        """The (views, rows, cols, 2) sampling grid of one band, written into ``buffer``."""
+        """The (views, rows, cols, 2) sampling grid of one band, written into ``buffer``
+        (a new tensor when ``buffer`` is None: autograd keeps each grid for the backward)."""
         r0, r1, c0, c1 = band
         by_col, by_row = x[0][views, :, c0:c1], x[1][views, r0:r1]
         count = by_col.shape[0]
-        grid = buffer[: count * (r1 - r0) * (c1 - c0) * 2].view(count, r1 - r0, c1 - c0, 2)
+        shape = (count, r1 - r0, c1 - c0, 2)
+        if buffer is None:
+            grid = torch.zeros(shape, device=by_col.device, dtype=torch.float32)
+        else:
+            grid = buffer[: count * (r1 - r0) * (c1 - c0) * 2].view(shape)
         torch.add(by_col, by_row, out=grid[..., 0])
         if y is not None:  # else a one-row input: any finite y reads row 0 (align_corners)
             torch.add(y[0][views, :, c0:c1], y[1][views, r0:r1], out=grid[..., 1])
@@ -167,7 +175,9 @@ class ParallelBeamProjector:
         source = images.to(self.device, torch.float32)[None]
         sino = torch.zeros(b, len(self.angles), n, device=self.device, dtype=torch.float32)
         step = self._views_per_chunk(b)
-        buffer = torch.empty(step * n * n * 2, device=self.device, dtype=torch.float32)
+        buffer = (
+            None if _differentiated(images) else torch.empty(step * n * n * 2, device=self.device)
+        )
         for start in range(0, len(self.angles), step):
             views = slice(start, min(start + step, len(self.angles)))
             count = views.stop - start
@@ -189,7 +199,9 @@ class ParallelBeamProjector:
         views_first = filtered.to(self.device, torch.float32).transpose(0, 1)[:, :, None, :]
         image = torch.zeros(b, n, n, device=self.device, dtype=torch.float32)
         step = self._views_per_chunk(b)
-        buffer = torch.zeros(step * n * n * 2, device=self.device, dtype=torch.float32)
+        buffer = (
+            None if _differentiated(filtered) else torch.zeros(step * n * n * 2, device=self.device)
+        )
         for start in range(0, len(self.angles), step):
             views = slice(start, min(start + step, len(self.angles)))
             for band in self.bands:
@@ -209,6 +221,11 @@ class ParallelBeamProjector:
         """Filtered back-projection (B, A, N) -> (B, N, N), as ``skimage.transform.iradon``."""
         image = self.backproject(ramp_filtered(sinogram.to(self.device)))
         return image * (math.pi / (2 * len(self.angles)))
+
+
+def _differentiated(x: Tensor) -> bool:
+    """Whether autograd records operations on ``x`` (then no sampling grid is reused)."""
+    return torch.is_grad_enabled() and x.requires_grad
 
 
 @lru_cache(maxsize=32)

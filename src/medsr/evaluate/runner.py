@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,6 +58,7 @@ from medsr.evaluate.results import (
     json_number,
 )
 from medsr.image import CT_WINDOWS, MedicalImage, Modality, Normalization
+from medsr.infer.sinogram import SparseViews
 
 __all__ = [
     "METRICS",
@@ -67,6 +69,7 @@ __all__ = [
     "ModelResult",
     "ModelSpec",
     "central_crop",
+    "degradation_config",
     "json_number",
     "load_images",
     "load_models",
@@ -77,20 +80,31 @@ __all__ = [
 ]
 
 
+def degradation_config(text: str) -> dict[str, Any] | None:
+    """A JSON ``--degradation`` (``{"name": "ct-sparse-view", "view_step": 8}``) as a dict,
+    None for a plain name; a one-line ConfigError when the JSON is invalid or has no name."""
+    import json
+
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--degradation {text!r} is not valid JSON ({exc})") from None
+    if not isinstance(config, dict) or "name" not in config:
+        raise ConfigError(f"--degradation {text!r}: a JSON config needs a name")
+    return config
+
+
 def reference_model(degradation: str) -> str:
     """The baseline a run on ``degradation`` reports gains over: the acquisition's reference
     model (``zero-fill`` for ``mr-kspace``), else ``bicubic`` (the identity at scale 1, so
     the FBP input for ``ct-sparse-view``)."""
-    import json
-
     from medsr.degrade.acquisition import reference_name
 
-    if degradation.lstrip().startswith("{"):
-        try:
-            degradation = str(json.loads(degradation).get("name", ""))
-        except (json.JSONDecodeError, AttributeError):
-            return REFERENCE
-    return "zero-fill" if reference_name(degradation) == "zero-fill" else REFERENCE
+    config = degradation_config(degradation)
+    name = str(config["name"]) if config is not None else degradation
+    return "zero-fill" if reference_name(name) == "zero-fill" else REFERENCE
 
 
 # -- inputs -------------------------------------------------------------------------------
@@ -251,18 +265,11 @@ def build_degradation(name: str, scale: float | tuple[float, float]) -> Degradat
     """``medsr.degrade.build(name, scale=scale)``, or an acquisition by name
     (``xray-binning``, see :mod:`medsr.degrade.acquisition`); same-size degradations take
     no scale."""
-    import json
-
     from medsr.degrade import build
     from medsr.degrade.acquisition import ACQUISITIONS
 
-    if name.lstrip().startswith("{"):  # a JSON config: {"name": "ct-sparse-view", "view_step": 8}
-        try:
-            config = json.loads(name)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--degradation {name!r} is not valid JSON ({exc})") from None
-        if not isinstance(config, dict) or "name" not in config:
-            raise ConfigError(f"--degradation {name!r}: a JSON config needs a name")
+    config = degradation_config(name)
+    if config is not None:
         if config["name"] not in ("ct-sparse-view",) and "scale" not in config:
             config["scale"] = scale
         return build(config)
@@ -300,6 +307,7 @@ def _forward(
     lr: torch.Tensor,
     scale: tuple[float, float],
     data_consistency: bool | None = None,
+    views: SparseViews | None = None,
 ) -> torch.Tensor:
     """Grey (B, 1, h, w) -> grey SR through ``medsr upscale``'s execution path.
 
@@ -308,7 +316,9 @@ def _forward(
     tiled only when the forward would exceed the memory budget; then, as
     ``medsr upscale`` does, the data-consistency projection when ``data_consistency``
     asks for it or (None) by default for GAN-trained zoo models, with the imresize
-    kernel of the model's training degradation.
+    kernel of the model's training degradation; for a sparse-view CT restorer, the
+    sinogram-domain step with the run's acquisition geometry ``views`` (the model's
+    training geometry when None).
     """
     from medsr.infer.consistency import (
         degradation_kernel,
@@ -317,6 +327,7 @@ def _forward(
     )
     from medsr.infer.pipeline import upscale_planes
     from medsr.infer.runner import ModelRunner, ScalePlan
+    from medsr.infer.sinogram import project_views, sparse_views_of
 
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
@@ -324,6 +335,9 @@ def _forward(
     sr = upscale_planes(runner, lr.float(), ScalePlan(scale, scale))
     if getattr(model, "is_baseline", False) or not wants_data_consistency(model, data_consistency):
         return sr
+    restorer = sparse_views_of(model)
+    if restorer is not None:
+        return project_views(sr, lr.float().to(sr.device), views or restorer)
     return project_consistent(sr, lr.float().to(sr.device), degradation_kernel(model)[0])
 
 
@@ -400,6 +414,7 @@ def run_evaluation(
     so a GAN is scored as users get it.
     """
     deg = build_degradation(degradation, scale)
+    views = SparseViews.of_degradation(deg)  # a sparse-view CT run: its geometry
     sr_scale = (float(deg.scale[0]), float(deg.scale[1]))
     shave = (math.ceil(sr_scale[0] - 1e-9), math.ceil(sr_scale[1] - 1e-9))
     results = {
@@ -425,7 +440,7 @@ def run_evaluation(
             srs: dict[str, np.ndarray] = {}
             for m in models:
                 start = time.perf_counter()
-                out = _forward(m.model, lr, sr_scale, data_consistency)
+                out = _forward(m.model, lr, sr_scale, data_consistency, views)
                 results[m.name].seconds += time.perf_counter() - start
                 sr_phys = norm.from_unit(out[0, 0].double().numpy())
                 sr_c, hr_c = _common_crop(sr_phys, hr.astype(np.float64))

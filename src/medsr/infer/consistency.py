@@ -118,10 +118,17 @@ def wants_data_consistency(model: nn.Module, requested: bool | None) -> bool:
     to +0.3 dB over their raw output on the MR test role and keeps the mean intensity) and
     for adversarially trained models whose training degradation is a plain resize (so the
     projection inverts the right operator), off for the rest, whose pixel losses already
-    keep the output close to re-degrading to the input."""
+    keep the output close to re-degrading to the input. Sparse-view CT restorers get the
+    sinogram-domain step of :mod:`medsr.infer.sinogram` by default (+1.9 to +2.9 dB over
+    their raw output on the held-out head CT at view steps 8 to 32)."""
     if requested is not None:
         return bool(requested)
-    if getattr(model, "grid", "area") == "dft" and not getattr(model, "is_baseline", False):
+    if getattr(model, "is_baseline", False):
+        return False
+    if getattr(model, "grid", "area") == "dft":
+        return True
+    config = getattr(model, "medsr_degradation", None)
+    if isinstance(config, dict) and config.get("name") == "ct-sparse-view":
         return True
     if model_kind(model) != ADVERSARIAL_KIND:
         return False

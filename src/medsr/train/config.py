@@ -85,6 +85,10 @@ DEFAULTS: Config = {
     # steps for the zoo generators on a CPU (benchmarks/train_kernels.py), and the layout
     # tensor cores want on a GPU. Numerically the same model; weights are saved contiguous.
     "channels_last": True,
+    # Train and validate through the data-consistency step the model gets at inference:
+    # for a ct-sparse-view restorer, the sinogram-domain step of medsr.infer.sinogram with
+    # each batch's view step (the loss sees what users get). Other degradations refuse it.
+    "data_consistency": False,
     "ema": {"enabled": True, "decay": 0.999},
     "grad_clip": {"generator": None, "discriminator": None},
     "validation": {
@@ -416,6 +420,13 @@ def validate(cfg: Config) -> Config:
     _check_keys(ema, DEFAULTS["ema"], "ema.")
     _boolean(ema["enabled"], "ema.enabled")
     _boolean(cfg["channels_last"], "channels_last")
+    _boolean(cfg["data_consistency"], "data_consistency")
+    if cfg["data_consistency"] and (cfg["degradation"] or {}).get("name") != "ct-sparse-view":
+        raise _fail(
+            "data_consistency",
+            "is supported for the ct-sparse-view degradation only (the sinogram-domain step)",
+            cfg["data_consistency"],
+        )
     decay = _number(ema["decay"], "ema.decay", minimum=0.0)
     if decay >= 1:
         raise _fail("ema.decay", "must be below 1", decay)

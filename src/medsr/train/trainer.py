@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from medsr.data.datasets import Augment, as_patch_size
 from medsr.errors import ConfigError, InputError
+from medsr.infer.sinogram import SparseViews, project_views
 from medsr.train.batches import (
     BatchSource,
     arbitrary_scale_lr,
@@ -237,19 +238,31 @@ class Trainer:
         scale: float | None,
         generator: torch.Generator | None,
         validation: bool = False,
-    ) -> tuple[Tensor, Tensor]:
-        """(LR, target) for an HR batch. The target is ``hr`` unless the degradation
-        replaces it (``replaces_target``: ct-sparse-view pairs the sparse-view FBP with the
-        full-view FBP of the same image and field-of-view mask, as the paper trains)."""
+    ) -> tuple[Tensor, Tensor, dict[str, Any]]:
+        """(LR, target, degradation parameters) for an HR batch. The target is ``hr`` unless
+        the degradation replaces it (``replaces_target``: ct-sparse-view pairs the sparse-view
+        FBP with the full-view FBP of the same image and field-of-view mask, as the paper
+        trains)."""
         if scale is not None:
             ss = self.cfg["scale_sampling"]
-            return self._layout(arbitrary_scale_lr(hr, scale, float(ss["blur_sigma"]))), hr
+            lr = arbitrary_scale_lr(hr, scale, float(ss["blur_sigma"]))
+            return self._layout(lr), hr, {"scale": scale}
         draw = self.degradation.validation_params if validation else self.degradation.sample_params
         params = draw(hr.shape[0], generator, self.device)
         if getattr(self.degradation, "replaces_target", False):
             lr, target = self.degradation.apply_pair(hr, params)
-            return self._layout(lr), target
-        return self._layout(self.degradation.apply(hr, params)), hr
+            return self._layout(lr), target, params
+        return self._layout(self.degradation.apply(hr, params)), hr, params
+
+    def _consistent(self, sr: Tensor, lr: Tensor, params: dict[str, Any]) -> Tensor:
+        """``sr`` through the inference-time data-consistency step when the config asks for
+        it (``data_consistency``: the sinogram step with the batch's view step), else as is."""
+        if not self.cfg["data_consistency"]:
+            return sr
+        views = SparseViews.of_degradation(self.degradation)
+        assert views is not None  # the config check allows ct-sparse-view only
+        step = int(params.get("view_step", views.view_step))
+        return project_views(sr.float(), lr.float(), SparseViews(views.n_angles, step))
 
     def _layout(self, lr: Tensor) -> Tensor:
         """The network input in the networks' memory layout (``channels_last``)."""
@@ -270,7 +283,7 @@ class Trainer:
         gen.manual_seed(seed)
         self.validation = build_validation(
             hr_all,
-            lambda hr, scale: self._make_lr(hr, scale, gen, validation=True),
+            lambda hr, scale: self._make_lr(hr, scale, gen, validation=True)[:2],
             (spec["scales"] or [2.0, 3.0, 4.0]) if self.scales is not None else None,
             self.scale,
             getattr(self.degradation, "reference", "bicubic"),
@@ -340,7 +353,7 @@ class Trainer:
         gen = torch.Generator(device=self.device)
         gen.manual_seed(derived_seed(self.seed, self.iteration, self.ctx.rank, 0xDE6))
         with torch.no_grad():
-            lr, hr = self._make_lr(hr, scale, gen)
+            lr, hr, params = self._make_lr(hr, scale, gen)
         self._sync()
         t2 = time.perf_counter()
 
@@ -350,7 +363,7 @@ class Trainer:
             raw_d.requires_grad_(False)
         with self._autocast():
             sr = self.g_train(lr, g_scale) if g_scale is not None else self.g_train(lr)
-            sr, hr_c = common_crop(sr, hr)
+            sr, hr_c = common_crop(self._consistent(sr, lr, params), hr)
             terms = stage.g_loss(sr.float(), hr_c, raw_d if stage.trains_discriminator else None)
         self.scaler_g.scale(terms["total"]).backward()
         if self.cfg["grad_clip"]["generator"] is not None:
@@ -394,7 +407,14 @@ class Trainer:
         if self.validation is None:
             return {}
         model = self.ema.module if self.ema is not None else self.generator
-        return validate(model, self.validation, self._autocast)
+        consistent = None
+        if self.cfg["data_consistency"]:
+            params = self.degradation.validation_params(1)
+
+            def consistent(sr: Tensor, lr: Tensor) -> Tensor:
+                return self._consistent(sr, lr, params)
+
+        return validate(model, self.validation, self._autocast, consistent)
 
     def _export_best(self) -> None:
         model = self.ema.module if self.ema is not None else self.generator

@@ -113,6 +113,7 @@ def validate(
     model: nn.Module,
     validation: ValidationSet,
     autocast: Callable[[], AbstractContextManager[Any]],
+    consistent: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> dict[str, float]:
     """PSNR/SSIM and GMSD (data range 1, [0, 1] intensities) of ``model`` on the fixed
     validation patches, with the bicubic baseline on the same patches.
@@ -126,6 +127,8 @@ def validate(
     for (scale, lr, hr), shave in zip(validation.groups, validation.shave):
         with autocast():
             sr = model(lr, scale) if scale is not None else model(lr)
+        if consistent is not None:  # the data-consistency step the model gets at inference
+            sr = consistent(sr.float(), lr)
         sr, hr_c = common_crop(sr.float().clamp(0, 1), hr)
         ps.append(psnr(sr, hr_c, data_range=1.0, shave=shave).clamp(max=PSNR_CAP_DB))
         ss.append(ssim(sr, hr_c, data_range=1.0, shave=shave))
