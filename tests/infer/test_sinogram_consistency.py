@@ -144,3 +144,81 @@ def test_the_option_is_refused_where_there_is_no_sinogram() -> None:
         load_config(
             CONFIGS / "swift-srgan-cxr-x4.yaml", [CONFIGS / "tiny.yaml"], ["data_consistency=true"]
         )
+
+
+@pytest.fixture
+def restorer_file(tmp_path: Path) -> Path:
+    """A tiny sparse-view CT restorer as training exports it: degradation and CT window in
+    its metadata."""
+    from medsr.infer.weights import save_generator
+
+    model = models.build("sisr-ct", num_blocks=1, channels=4)
+    degradation = {"name": "ct-sparse-view", "n_angles": 1000, "view_step": [16, 8]}
+    extra = {"medsr.degradation": degradation, "medsr.window": "deeplesion"}
+    return save_generator(model, tmp_path / "restorer.safetensors", extra)
+
+
+def _head_ct(tmp_path: Path) -> Path:
+    """A 64x64 crop of the head CT sample with skull (above 200 HU) as DICOM."""
+    from medsr.image import MedicalImage
+    from medsr.io import read, write
+    from medsr.samples import get_sample
+
+    image = read(get_sample("ct-head-693").path)
+    crop = image.pixels[64:128, 224:288]
+    assert float(crop.max()) > 200 and float(crop.min()) <= -1000
+    cut = MedicalImage(crop, affine=image.affine, modality=image.modality, source=image.source)
+    return write(cut, tmp_path / "in" / "head.dcm")
+
+
+def test_upscale_runs_a_restorer_in_its_window_with_the_step(
+    tmp_path: Path, restorer_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medsr.cli import main
+    from medsr.io import read
+
+    source = _head_ct(tmp_path)
+    out = tmp_path / "out.dcm"
+    argv = ["upscale", str(source), "-o", str(out), "--model", str(restorer_file)]
+    assert main([*argv, "--view-step", "8", "--consistency"]) == 0
+    captured = capsys.readouterr()
+    err = captured.out + captured.err
+    assert "training window deeplesion (-1024 to 200 HU)" in err
+    assert "125 of 1000 views over 180 degrees (view step 8)" in err
+    assert "keep their input values" in err
+    before, after = read(source).pixels, read(out).pixels
+    assert after.shape == before.shape
+    bone = before > 200
+    np.testing.assert_array_equal(after[bone], before[bone])  # outside the window: as input
+    inside = (before > -1024) & (before < 200)
+    assert float(after[inside].max()) <= 200 and float(after[inside].min()) >= -1024
+    assert not np.array_equal(after[inside], before[inside])
+
+
+def test_view_step_is_for_restorers_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medsr.cli import main
+
+    source = _head_ct(tmp_path)
+    argv = ["upscale", str(source), "-o", str(tmp_path / "o.dcm"), "--model", "bicubic"]
+    assert main([*argv, "--scale", "2", "--view-step", "8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--view-step applies to sparse-view CT restorers" in err
+    assert not (tmp_path / "o.dcm").exists()
+
+
+def test_eval_scores_a_restorer_with_the_step_at_the_runs_geometry() -> None:
+    from medsr.evaluate.runner import _forward, build_degradation
+
+    model = _restorer({"name": "ct-sparse-view", "n_angles": 1000, "view_step": [16, 8]})
+    model.eval()
+    degradation = build_degradation('{"name": "ct-sparse-view", "view_step": 8}', 1.0)
+    views = SparseViews.of_degradation(degradation)
+    assert views == SparseViews(1000, 8)
+    lr = degradation.apply(_slice(), {})
+    with torch.inference_mode():
+        raw = _forward(model, lr, (1.0, 1.0), False, views)
+        stepped = _forward(model, lr, (1.0, 1.0), None, views)
+    torch.testing.assert_close(stepped, project_views(raw, lr, views))
+    assert not torch.equal(stepped, raw)

@@ -109,7 +109,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="project each output so it re-degrades exactly to its input, as medsr upscale "
-        "does (default: on for GAN-trained zoo models and MR k-space models; off otherwise)",
+        "does (default: on for GAN-trained zoo models and MR k-space models, and the "
+        "sinogram-domain step for sparse-view CT restorers; off otherwise)",
     )
     ev.add_argument("--quiet", action="store_true", help="no per-image progress lines")
     ev.set_defaults(handler=run_eval)

@@ -78,6 +78,7 @@ def upscale(
     slice_thickness: float | None = None,
     budget_s: float | None = None,
     acquisition: str | None = None,
+    view_step: int | None = None,
 ) -> MedicalImage:
     """Super-resolve an image (or the file/series at a path); returns the derived image.
 
@@ -89,6 +90,8 @@ def upscale(
     (:func:`medsr.zoo.choice.choose_model`: an MR image gets the MR k-space model; a file
     without a modality the generic default; else bicubic); ``acquisition`` (``mr-kspace``,
     ``xray-binning``, ``bicubic``, ...) overrides the acquisition the modality implies.
+    ``view_step`` (sparse-view CT restorers) says which of the model's views the input kept
+    (default: its training step), the geometry of the sinogram-domain consistency step.
     What was done (resampling, fidelity figures) is appended to the result's
     ``history``; :func:`medsr.infer.pipeline.upscale_image` also returns the
     residual map.
@@ -126,6 +129,7 @@ def upscale(
         plane=plane,
         consistency=consistency,
         data_consistency=data_consistency,
+        view_step=view_step,
     )
     runner = ModelRunner(module, device=device, precision=precision, compile=compile)
     try:

@@ -121,7 +121,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="project the output so that it re-degrades exactly to the input "
         "(default: on for GAN-trained zoo models and MR k-space models, whose measured k-space "
-        "centre is kept exactly; off otherwise)",
+        "centre is kept exactly; for sparse-view CT restorers one sinogram-domain step towards "
+        "the input's views, see --view-step; off otherwise)",
+    )
+    up.add_argument(
+        "--view-step",
+        type=int,
+        default=None,
+        metavar="N",
+        help="sparse-view CT restorers: the input was reconstructed from every N-th of the "
+        "model's views (default: its training step, 16 of 1000 parallel-beam views over "
+        "180 degrees); the geometry of their sinogram-domain data-consistency step",
     )
     up.add_argument(
         "--overwrite",
@@ -220,6 +230,7 @@ def run_upscale(args: argparse.Namespace) -> int:
         plane=args.plane,
         consistency=args.consistency,
         data_consistency=args.data_consistency,
+        view_step=args.view_step,
         max_memory=parse_memory(args.max_memory) if args.max_memory is not None else None,
     )
     settings.check()

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from medsr.degrade.resize import output_size
 from medsr.errors import ConfigError
-from medsr.image import MedicalImage, Modality
+from medsr.image import MedicalImage, Modality, Normalization
 from medsr.infer.consistency import (
     KSPACE,
     Residual,
@@ -53,6 +53,7 @@ from medsr.infer.files import (
 )
 from medsr.infer.files import _keep_format as _keep_format  # the pre-split private name
 from medsr.infer.runner import ModelRunner, ScalePair, ScalePlan, format_scale, plan_scale
+from medsr.infer.sinogram import SparseViews, project_views, redegrade, sparse_views_of
 from medsr.infer.tiling import default_memory_budget, memory_tile, plan_tiles, tiled_upscale
 from medsr.io.core import check_output_pixels, notes_of
 
@@ -100,6 +101,9 @@ class UpscaleSettings:
     data_consistency: bool | None = None
     #: bytes a forward may use before tiling (None: :func:`default_memory_budget`)
     max_memory: int | None = None
+    #: sparse-view CT restorers: the input kept every N-th of the model's views (None: the
+    #: model's training step), the geometry of the sinogram-domain consistency step
+    view_step: int | None = None
 
     def check(self) -> None:
         if self.scale is not None and self.spacing is not None:
@@ -116,6 +120,8 @@ class UpscaleSettings:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
         if self.overlap is not None and self.tile is None:
             raise ConfigError("--overlap needs --tile")
+        if self.view_step is not None and self.view_step < 1:
+            raise ConfigError(f"--view-step must be at least 1, got {self.view_step}")
 
 
 @dataclass
@@ -346,8 +352,23 @@ def upscale_image(
         if log is not None:
             log(text)
 
-    norm = image.normalization()
-    lr = _to_planes(norm.to_unit(image.pixels), plane)
+    views = sparse_views_of(runner.model, settings.view_step)
+    if settings.view_step is not None and views is None:
+        raise ConfigError(
+            f"--view-step applies to sparse-view CT restorers; {_model_label(runner.model)} "
+            "is not one"
+        )
+    window = getattr(runner.model, "medsr_window", None) if views is not None else None
+    if window is not None and image.modality is Modality.CT:
+        # the restorer's training window: its input clipped to it as in training; pixels
+        # outside it keep their input values (below)
+        norm = image.normalization(window=window)
+        lr = _to_planes(np.clip(norm.to_unit(image.pixels), 0.0, 1.0), plane)
+        note(f"CT in the restorer's training window {window} ({norm.low:g} to {norm.high:g} HU)")
+    else:
+        window = None
+        norm = image.normalization()
+        lr = _to_planes(norm.to_unit(image.pixels), plane)
     out_plane = output_size(int(lr.shape[-2]), int(lr.shape[-1]), plan.target)
     check_output_pixels(image.source.path or "the image", (int(lr.shape[0]), *out_plane))
     try:
@@ -367,11 +388,85 @@ def upscale_image(
             runner.restore()
 
     result = UpscaleResult(image)
+    project = wants_data_consistency(runner.model, settings.data_consistency)
+    if views is not None:  # a sparse-view CT restorer: the sinogram-domain step
+        sr = _sinogram_fidelity(sr, lr, views, project, settings.consistency, result, note)
+    else:
+        sr = _resize_fidelity(sr, lr, norm, runner.model, project, settings, result, note)
+    if settings.consistency and result.residual_summary is not None:
+        residual_pixels = _from_planes(
+            torch.from_numpy(result.residual_summary.map), image.ndim, plane
+        )
+        forward = "sparse-view FBP" if views is not None else _forward_name(runner.model)
+        result.residual = image.with_pixels(
+            (residual_pixels * norm.data_range).astype(np.float32),
+            f"medsr consistency residual |{forward}(SR) - LR| ({norm.method})",
+        )
+
+    pixels = norm.from_unit(_from_planes(sr, image.ndim, plane)).astype(np.float32, copy=False)
+    del sr  # the output can be large: keep one copy
+    if window is not None:
+        outside = (image.pixels < norm.low) | (image.pixels > norm.high)
+        pixels = np.where(outside, image.pixels, pixels).astype(np.float32, copy=False)
+        if outside.any():
+            note(
+                f"{100 * float(outside.mean()):.2g}% of the pixels lie outside the window and "
+                "keep their input values"
+            )
+    description = _describe(image.shape, pixels.shape, plane, _model_label(runner.model))
+    if image.modality is Modality.CT:
+        pixels, clip_note = _clip_to_input_range(pixels, image.pixels)
+        if clip_note:
+            note(clip_note)
+            description += f"; {clip_note}"
+    result.image = image.with_pixels(pixels, description, grid=grid)
+    result.notes = notes
+    return result
+
+
+def _forward_name(model: nn.Module) -> str:
+    return "mr-kspace" if degradation_kernel(model)[0] == KSPACE else "degrade"
+
+
+def _sinogram_fidelity(
+    sr: Tensor,
+    lr: Tensor,
+    views: SparseViews,
+    project: bool,
+    consistency: bool,
+    result: UpscaleResult,
+    note: Callable[[str], None],
+) -> Tensor:
+    """The sinogram-domain step of a sparse-view CT restorer (:mod:`medsr.infer.sinogram`)
+    and, when asked, the residual ``|sparse-view FBP(SR) - LR|``."""
+    if project:
+        sr = project_views(sr, lr, views)
+        note(
+            f"data consistency: one step towards the input's {views.describe()} "
+            "(sinogram domain, medsr.infer.sinogram); --no-data-consistency turns it off"
+        )
+    if consistency:
+        summary = residual_of(redegrade(sr, views), lr)
+        result.residual_summary = summary
+        note(f"{summary.describe()} (re-projected at {views.describe()})")
+    return sr
+
+
+def _resize_fidelity(
+    sr: Tensor,
+    lr: Tensor,
+    norm: Normalization,
+    model: nn.Module,
+    project: bool,
+    settings: UpscaleSettings,
+    result: UpscaleResult,
+    note: Callable[[str], None],
+) -> Tensor:
+    """The resize or k-space projection and residual of the other models."""
     lr_size = (int(lr.shape[-2]), int(lr.shape[-1]))
-    kernel, degrade_note = degradation_kernel(runner.model)  # KSPACE for DFT-grid models
+    kernel, degrade_note = degradation_kernel(model)  # KSPACE for DFT-grid models
     forward = "mr-kspace" if kernel == KSPACE else "degrade"
     zero = float(norm.to_unit(0.0))  # no signal: where a k-space magnitude is taken
-    project = wants_data_consistency(runner.model, settings.data_consistency)
     if project:
         if degrade_note:
             note(degrade_note)
@@ -387,25 +482,9 @@ def upscale_image(
             note(degrade_note)
         redegraded = downscale(sr, lr_size, kernel, zero)
         summary = residual_of(redegraded, lr)
-        residual_pixels = _from_planes(torch.from_numpy(summary.map), image.ndim, plane)
-        result.residual = image.with_pixels(
-            (residual_pixels * norm.data_range).astype(np.float32),
-            f"medsr consistency residual |{forward}(SR) - LR| ({norm.method})",
-        )
         result.residual_summary = summary
         note(f"{summary.describe()}; data range {norm.data_range:.6g} ({norm.method})")
-
-    pixels = norm.from_unit(_from_planes(sr, image.ndim, plane)).astype(np.float32, copy=False)
-    del sr  # the output can be large: keep one copy
-    description = _describe(image.shape, pixels.shape, plane, _model_label(runner.model))
-    if image.modality is Modality.CT:
-        pixels, clip_note = _clip_to_input_range(pixels, image.pixels)
-        if clip_note:
-            note(clip_note)
-            description += f"; {clip_note}"
-    result.image = image.with_pixels(pixels, description, grid=grid)
-    result.notes = notes
-    return result
+    return sr
 
 
 def _describe(before: tuple[int, ...], after: tuple[int, ...], plane: str, model: str) -> str:

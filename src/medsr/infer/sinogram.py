@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from medsr.degrade.ct import CTSparseView, field_of_view
 from medsr.errors import ConfigError
 
-__all__ = ["STEP", "SparseViews", "project_views", "sparse_views_of"]
+__all__ = ["STEP", "SparseViews", "project_views", "redegrade", "sparse_views_of"]
 
 #: relaxation of the one consistency step (see the module docstring for how it was chosen)
 STEP = 0.5

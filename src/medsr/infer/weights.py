@@ -280,12 +280,13 @@ def build_generator(
             f"weights do not fit {name} with config {config}: "
             f"missing [{missing}] unexpected [{unexpected}]",
         )
-    degradation = weights.metadata.get("medsr.degradation")
-    if degradation:
-        try:
-            tag_model(model, degradation=json.loads(degradation))
-        except json.JSONDecodeError:
-            tag_model(model, degradation=degradation)
+    for key in ("degradation", "window"):  # JSON, or a plain name
+        value = weights.metadata.get(f"medsr.{key}")
+        if value:
+            try:
+                tag_model(model, **{key: json.loads(value)})
+            except json.JSONDecodeError:
+                tag_model(model, **{key: value})
     return model.eval()
 
 

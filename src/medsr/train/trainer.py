@@ -418,15 +418,18 @@ class Trainer:
 
     def _export_best(self) -> None:
         model = self.ema.module if self.ema is not None else self.generator
-        save_generator_weights(
-            model,
-            self.out_dir / "best_ema.safetensors",
-            {
-                "medsr.iteration": self.iteration,
-                "medsr.val_psnr": self.best_psnr,
-                "medsr.val_ssim": self.best_ssim,
-            },
-        )
+        metadata: dict[str, Any] = {
+            "medsr.iteration": self.iteration,
+            "medsr.val_psnr": self.best_psnr,
+            "medsr.val_ssim": self.best_ssim,
+        }
+        # what the weights restore and in which units: the loader tags the model with them
+        # (its data-consistency step, a sparse-view restorer's CT window)
+        if self.cfg["degradation"]:
+            metadata["medsr.degradation"] = self.cfg["degradation"]
+        if self.cfg["data"]["window"]:
+            metadata["medsr.window"] = self.cfg["data"]["window"]
+        save_generator_weights(model, self.out_dir / "best_ema.safetensors", metadata)
 
     # -- the loop -------------------------------------------------------------------------
     def _open_writer(self) -> None:

@@ -194,6 +194,8 @@ def load_zoo_model(
         tag_model(model, degradation=entry["degradation"])
     if entry.get("kind") is not None:  # gan or psnr: whether data consistency is the default
         tag_model(model, kind=entry["kind"])
+    if entry.get("window") is not None:  # the CT window it was trained in (HU)
+        tag_model(model, window=entry["window"])
     return model.to(device)
 
 

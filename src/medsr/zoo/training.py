@@ -132,6 +132,7 @@ def export_run(name: str, root: Path, runs: Path, zoo: Path) -> dict[str, Any]:
         "modality": modality,
         "card": f"{name}.md",
         "kind": "gan" if cfg.get("discriminator") else "psnr",
+        "window": cfg["data"].get("window"),
         "training": {
             "config": str(config_path),
             "iterations": int(summary["iterations"]),

@@ -58,9 +58,10 @@ def _eval_command(name: str, setting: Setting, source: str = "samples") -> str:
             f"{quoted} --scale {sx:g} --max-size {CROP}"
         )
     if setting.degradation == "ct-sparse-view":
+        off = " --no-data-consistency" if setting.data_consistency is False else ""
         return (
             f"medsr eval --model {name} --data {data} --degradation "
-            f"{quoted} --scale 1 --max-size {CROP} --ct-window {setting.ct_window}"
+            f"{quoted} --scale 1 --max-size {CROP} --ct-window {setting.ct_window}{off}"
         )
     degradation = "" if spec == "bicubic" else f" --degradation {quoted}"
     return f"medsr eval --model {name} --data {data}{degradation} --scale {sy:g} --max-size {CROP}"

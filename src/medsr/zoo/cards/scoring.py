@@ -83,7 +83,13 @@ def evaluate(
         started = time.perf_counter()
         scale = setting.scale if setting.scale[0] != setting.scale[1] else setting.scale[0]
         run = run_evaluation(
-            specs, chosen, scale, setting.degradation_spec, SEED, keep_visuals=True
+            specs,
+            chosen,
+            scale,
+            setting.degradation_spec,
+            SEED,
+            keep_visuals=True,
+            data_consistency=setting.data_consistency,
         )
         print(
             f"{source} {setting.label}: {len(chosen)} images, {', '.join(models)} "

@@ -32,6 +32,9 @@ class Setting:
     options: tuple[tuple[str, object], ...] = ()
     #: added to the label where two settings would otherwise share it
     tag: str = ""
+    #: ``medsr eval --data-consistency``: None is the model's default (see
+    #: :func:`medsr.infer.consistency.wants_data_consistency`)
+    data_consistency: bool | None = None
 
     @property
     def label(self) -> str:
@@ -90,12 +93,14 @@ def _mr_kspace(scale: float) -> list[Setting]:
 
 def _ct_sparse_view() -> list[Setting]:
     """A sparse-view CT restorer: CT at view step 16 (claimed) and at 8 and 32, in the window
-    it was trained with ([-1024, 200] HU); the other modalities at step 16 (shown)."""
+    it was trained with ([-1024, 200] HU), all with its default sinogram-domain consistency
+    step; CT at step 16 without that step, and the other modalities at step 16 (shown)."""
     ct = ("ct-sparse-view", (1.0, 1.0), ("CT",), "deeplesion")
     return [
         Setting(*ct),
         Setting(*ct, False, (("view_step", 8),)),
         Setting(*ct, False, (("view_step", 32),)),
+        Setting(*ct, False, tag="no data consistency", data_consistency=False),
         Setting(*ct[:2], ("MR", "XRAY", "US"), "deeplesion", False, tag="other modalities"),
     ]
 
