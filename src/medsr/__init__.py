@@ -14,7 +14,7 @@ from medsr import io
 from medsr.errors import ConfigError, InputError, MedsrError
 from medsr.image import MedicalImage, Modality
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = [
     "ConfigError",

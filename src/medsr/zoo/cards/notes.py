@@ -160,10 +160,18 @@ NOTES: dict[str, dict[str, str]] = {
         "batches at the published 16).",
         "objective": "MSE against the full-view FBP (same field-of-view mask), as published; "
         "CT in the [-1024, 200] HU window.",
-        "remarks": "Warm-started from the crop-trained sisr-ct-sparse-view. Trained across "
-        "sessions on two CPU cores (about 0.3 iterations per second on whole slices), carried "
-        "in zoo-runs/; `medsr zoo train sisr-ct-sparse-view-slices` resumes it. Its learning "
-        "curve below was still rising when this card was written.",
+        "remarks": "Warm-started from the crop-trained sisr-ct-sparse-view; the shipped "
+        "weights are its iteration-500 EMA (best on val). Scored, as `medsr upscale` and "
+        "`medsr eval` run it by default, with one sinogram-domain data-consistency step "
+        "(medsr.infer.sinogram: the output moved half-way towards reconstructing, through the "
+        "input's own kept views, to the input); the row without it is shown. Two second-stage "
+        "runs carried in zoo-runs/ did not beat these weights on the held-out head CT with the "
+        "step: sisr-ct-sparse-view-slices-lowfreq (lr 2e-5 + a low-frequency L1 term, 2,300 "
+        "iterations: 36.13 dB at step 16) and sisr-ct-sparse-view-slices-dc (trained through "
+        "the step, 1,900 iterations: 36.42 dB, its val curve still rising). The step's "
+        "geometry is the simulation's (parallel beam, 1000 views over 180 degrees): "
+        "`medsr upscale --view-step` sets the kept views; a scanner's fan-beam sparse-view "
+        "reconstruction is not this geometry.",
     },
     "sisr-ct-sparse-view": {
         "kind": "PSNR",
@@ -173,12 +181,13 @@ NOTES: dict[str, dict[str, str]] = {
         "removes sparse-view streaks: 1000 views over 180 degrees, every 16th kept.",
         "objective": "MSE against the full-view FBP (same field-of-view mask), as published; "
         "CT in the [-1024, 200] HU window.",
-        "remarks": "EXPERIMENTAL. Trained on 128 px crops of every corpus slice (streaks do "
+        "remarks": "Trained on 128 px crops of every corpus slice (streaks do "
         "not depend on anatomy), each projected and reconstructed with sparse and full views; "
         "the reference is the sparse-view FBP itself (the model's input). It removes streaks "
-        "on MR, X-ray and ultrasound slices but gains only about +1 dB on the two CT head "
+        "on MR, X-ray and ultrasound slices but alone gains only +0.8 dB on the two CT head "
         "slices, whose skull makes far stronger streaks than the training crops held, and it "
-        "shifts some slices' mean by more than 0.2%: it needs whole-slice training "
-        "(`--set data.patch_size=512 data.batch_size=8`) on a GPU.",
+        "shifts some slices' mean by more than 0.2%. With the sinogram-domain data-"
+        "consistency step (the default since 0.5.0) it gains +4.2 dB there; the whole-slice "
+        "sisr-ct-sparse-view-slices is the default CT restorer.",
     },
 }
