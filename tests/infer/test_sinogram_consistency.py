@@ -75,7 +75,7 @@ def test_the_geometry_comes_from_the_training_degradation_unless_given() -> None
     assert "63 of 1000 views" in SparseViews(1000, 16).describe()
     assert sparse_views_of(_restorer({"name": "bicubic", "scale": 2})) is None
     assert sparse_views_of(models.build("srresnet", scale=2, num_blocks=1, channels=4)) is None
-    with pytest.raises(ConfigError, match="view step"):
+    with pytest.raises(ConfigError, match="1 <= view_step < n_angles"):
         SparseViews(1000, 1000)
 
 

@@ -347,6 +347,15 @@ class CTSparseView(Degradation):
         """Validation scores the primary (first) view step."""
         return {"view_step": self.view_step}
 
+    @staticmethod
+    def field_of_view_on(x: Tensor) -> Tensor:
+        """The (H, W) bool scanner circle of ``x``'s grid: the circle inscribed in the
+        zero-padded square the projections are made on (:meth:`_square`)."""
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        n = max(h, w)
+        top, left = (n - h) // 2, (n - w) // 2
+        return field_of_view(n, x.device)[top : top + h, left : left + w]
+
     def _square(self, hr: Tensor) -> tuple[Tensor, tuple[int, int, int, int]]:
         """(B, C, H, W) -> masked (B*C, N, N) with N = max(H, W), and the crop back."""
         b, c, h, w = hr.shape

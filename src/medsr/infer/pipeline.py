@@ -358,15 +358,15 @@ def upscale_image(
             f"--view-step applies to sparse-view CT restorers; {_model_label(runner.model)} "
             "is not one"
         )
-    window = getattr(runner.model, "medsr_window", None) if views is not None else None
-    if window is not None and image.modality is Modality.CT:
+    restores_ct = views is not None and image.modality is Modality.CT
+    window = getattr(runner.model, "medsr_window", None) if restores_ct else None
+    if window is not None:
         # the restorer's training window: its input clipped to it as in training; pixels
         # outside it keep their input values (below)
         norm = image.normalization(window=window)
         lr = _to_planes(np.clip(norm.to_unit(image.pixels), 0.0, 1.0), plane)
         note(f"CT in the restorer's training window {window} ({norm.low:g} to {norm.high:g} HU)")
     else:
-        window = None
         norm = image.normalization()
         lr = _to_planes(norm.to_unit(image.pixels), plane)
     out_plane = output_size(int(lr.shape[-2]), int(lr.shape[-1]), plan.target)

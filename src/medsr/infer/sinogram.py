@@ -34,7 +34,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from medsr.degrade.ct import CTSparseView, field_of_view
+from medsr.degrade.ct import CTSparseView
 from medsr.errors import ConfigError
 
 __all__ = ["STEP", "SparseViews", "project_views", "redegrade", "sparse_views_of"]
@@ -52,11 +52,7 @@ class SparseViews:
     view_step: int = 16
 
     def __post_init__(self) -> None:
-        if self.n_angles < 2 or not 1 <= self.view_step < self.n_angles:
-            raise ConfigError(
-                f"sparse-view CT needs n_angles >= 2 and 1 <= view step < n_angles, got "
-                f"{self.n_angles} views and view step {self.view_step}"
-            )
+        self.degradation()  # refuses an impossible geometry in one line
 
     @property
     def views(self) -> int:
@@ -94,16 +90,7 @@ def sparse_views_of(model: nn.Module, view_step: int | None = None) -> SparseVie
 def redegrade(sr: Tensor, views: SparseViews) -> Tensor:
     """``clip(FBP_k(R_k sr))`` of (N, C, H, W) in [0, 1] units: the output as the
     acquisition would have reconstructed it (the forward model of the fidelity residual)."""
-    return views.degradation().apply(sr.float(), {"view_step": views.view_step}).to(sr.dtype)
-
-
-def _field_of_view_like(x: Tensor) -> Tensor:
-    """The scanner circle of :class:`CTSparseView` (inscribed in the zero-padded square) on
-    ``x``'s (H, W) grid."""
-    h, w = int(x.shape[-2]), int(x.shape[-1])
-    n = max(h, w)
-    top, left = (n - h) // 2, (n - w) // 2
-    return field_of_view(n, x.device)[top : top + h, left : left + w]
+    return views.degradation().apply(sr.float(), {}).to(sr.dtype)
 
 
 def project_views(sr: Tensor, lr: Tensor, views: SparseViews, step: float = STEP) -> Tensor:
@@ -115,5 +102,5 @@ def project_views(sr: Tensor, lr: Tensor, views: SparseViews, step: float = STEP
             f"and {tuple(lr.shape)}"
         )
     correction = lr.float() - redegrade(sr.float(), views)
-    out = (sr.float() + step * correction).clamp(0.0, 1.0) * _field_of_view_like(sr)
+    out = (sr.float() + step * correction).clamp(0.0, 1.0) * CTSparseView.field_of_view_on(sr)
     return out.to(sr.dtype)
